@@ -1,0 +1,32 @@
+# make train ARGS="model=transformer"   set up a virtualenv (once) and train
+# make test                             set up a virtualenv (once) and run the tests
+# VENV=<dir> puts the virtualenv elsewhere (CI caches it outside the clone).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# The stamp names this clone and pyproject.toml: a new clone or new dependencies reinstall.
+STAMP := $(VENV)/.linzoo-$(shell printf '%s' "$(CURDIR)" | cat - pyproject.toml | sha256sum | cut -c1-16)
+
+.PHONY: install train eval test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e ".[dev]"
+	rm -f $(VENV)/.linzoo-* && touch $@
+
+train: install
+	$(PY) scripts/train.py $(ARGS)
+
+eval: install
+	$(PY) scripts/eval.py $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not real_data" $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,35 @@
+"""Hydra structured-config schema for the ``linear`` group (Hydra-aware: entry points only).
+
+The schema pre-declares an override slot for every role, so the plain override
+``linear.roles.attn_out.init=zeros`` works without Hydra's ``+`` append syntax. Slots
+left at null inherit the group-level value; ``LinearSpec`` validates names and values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, field, fields, make_dataclass
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from linzoo.layers.linear import ROLES, LinearSpec, overridable_fields
+
+RoleOverrideConfig = make_dataclass(
+    "RoleOverrideConfig", [(name, Optional[Any], None) for name in overridable_fields()]
+)
+
+
+def _spec_field(name: str) -> tuple[str, Any, Any]:
+    if name == "roles":
+        return name, dict[str, RoleOverrideConfig], field(default_factory=lambda: {r: RoleOverrideConfig() for r in ROLES})
+    spec_field = next(f for f in fields(LinearSpec) if f.name == name)
+    default = spec_field.default if spec_field.default is not MISSING else None
+    return name, Optional[Any], default
+
+
+LinearConfig = make_dataclass("LinearConfig", [_spec_field(f.name) for f in fields(LinearSpec)])
+
+
+def register_configs() -> None:
+    """Store the ``linear`` schema as ``linear/schema``; the linear YAMLs build on it."""
+    ConfigStore.instance().store(group="linear", name="schema", node=LinearConfig)

