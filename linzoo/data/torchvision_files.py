@@ -1,0 +1,58 @@
+"""MNIST-family files in torchvision's layout: ``<root>/<MNIST|FashionMNIST>/raw/*-ubyte``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from torchvision import datasets
+
+from linzoo.data.tensor_dataset import ImageTensorDataset
+
+__all__ = ["DOWNLOAD_TIMEOUT_S", "download", "has_files", "raw_folder", "read_splits", "resolve_root"]
+
+# Seconds a stalled socket may wait during a download. Without it a network that
+# drops packets (instead of refusing) can hang the fallback for minutes.
+DOWNLOAD_TIMEOUT_S = 10.0
+
+
+def resolve_root(root: str | os.PathLike[str] | None) -> Path:
+    """``root`` if given, else ``$LINZOO_DATA`` if set, else ``./data``; made absolute."""
+    if root is None or str(root) == "":
+        root = os.environ.get("LINZOO_DATA") or "data"
+    return Path(root).expanduser().resolve()
+
+
+def raw_folder(root: Path, dataset_class: type[datasets.MNIST]) -> Path:
+    """Where torchvision looks: ``<root>/<class name>/raw``."""
+    return root / dataset_class.__name__ / "raw"
+
+
+def has_files(root: Path, dataset_class: type[datasets.MNIST]) -> bool:
+    """Whether all four uncompressed idx files are there."""
+    folder = raw_folder(root, dataset_class)
+    return all((folder / name.removesuffix(".gz")).is_file() for name, _ in dataset_class.resources)
+
+
+def download(
+    root: Path, dataset_class: type[datasets.MNIST], *, timeout_s: float = DOWNLOAD_TIMEOUT_S
+) -> str | None:
+    """Fetch the four files into ``root`` with torchvision; ``None`` on success, else the reason in one line."""
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        dataset_class(str(root), train=True, download=True)  # downloads all four files
+    except (RuntimeError, OSError) as error:  # URLError, timeouts, unwritable root, bad checksum
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return lines[-1] if lines else type(error).__name__
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return None
+
+
+def read_splits(root: Path, dataset_class: type[datasets.MNIST]) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+    """The official train and test sets, read by torchvision: ``uint8 [N, 1, 28, 28]`` + ``int64 [N]``."""
+    train = dataset_class(str(root), train=True, download=False)
+    test = dataset_class(str(root), train=False, download=False)
+    return ImageTensorDataset(train.data, train.targets), ImageTensorDataset(test.data, test.targets)
