@@ -1,0 +1,87 @@
+"""Output heads: a classification head and a (optionally weight-tied) language-model head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from linzoo.layers.activations import make_activation
+from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
+
+__all__ = ["ClassificationHead", "LMHead"]
+
+
+class ClassificationHead(nn.Module):
+    """[B, in_features] -> [B, num_classes] logits.
+
+    ``hidden_dims=()`` is one Linear; otherwise ``[Linear, act, dropout] * len(hidden_dims)``
+    then the output Linear. Every Linear has role ``"head"``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        hidden_dims: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        linear: LinearSpec | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        spec = as_linear_spec(linear)
+        layers: list[nn.Module] = []
+        width = in_features
+        for hidden in hidden_dims:
+            layers += [
+                make_linear(width, hidden, role="head", spec=spec),
+                make_activation(activation),
+                nn.Dropout(dropout),
+            ]
+            width = hidden
+        layers.append(make_linear(width, num_classes, role="head", spec=spec))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features: [B, in_features] -> logits [B, num_classes]."""
+        return self.layers(features)
+
+
+class LMHead(nn.Module):
+    """Hidden states [B, T, dim] -> next-token logits [B, T, vocab_size] (role ``"lm_head"``).
+
+    With ``tie_to`` the projection's weight IS the embedding's Parameter (same
+    storage, counted once by ``model.parameters()``): logits = h Eᵀ (+ b).
+    Calling ``reset_parameters()`` on the projection of a tied head would re-initialise
+    the embedding too, so initialise the embedding after building the head.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        vocab_size: int,
+        *,
+        tie_to: nn.Embedding | None = None,
+        linear: LinearSpec | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.proj = make_linear(dim, vocab_size, role="lm_head", spec=linear)
+        if tie_to is not None:
+            if tuple(tie_to.weight.shape) != (vocab_size, dim):
+                raise ValueError(
+                    f"Cannot tie the LM head [vocab_size={vocab_size}, dim={dim}] to an embedding of shape "
+                    f"{tuple(tie_to.weight.shape)}; the embedding must be nn.Embedding({vocab_size}, {dim})."
+                )
+            self.proj.weight = tie_to.weight
+
+    @property
+    def weight(self) -> nn.Parameter:
+        """The [vocab_size, dim] output matrix (the embedding's, when tied)."""
+        return self.proj.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: [..., dim] -> logits [..., vocab_size]."""
+        return self.proj(hidden)

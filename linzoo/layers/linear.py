@@ -1,0 +1,416 @@
+"""The one Linear factory that builds every affine map of every linzoo model.
+
+A model never calls ``nn.Linear`` itself. It asks for a layer with a *role*::
+
+    fc = make_linear(784, 256, role="hidden", spec=spec)
+
+and the :class:`LinearSpec` decides bias, weight init and bias init, optionally per
+role (``spec.roles["attn_out"] = {"init": "zeros"}``). Roles, not parameter names,
+decide special inits such as GPT-2's scaled residual projections.
+
+What comes back is a :class:`FactoryLinear`, a subclass of ``nn.Linear`` whose
+``reset_parameters`` applies the chosen init, so ``state_dict`` loads into a plain
+``nn.Linear`` and back, ``torch.compile``/AMP/DDP see an ordinary Linear, and
+``init="default"`` reproduces ``nn.Linear`` bit for bit under the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "BIAS_INITS",
+    "RESIDUAL_ROLES",
+    "ROLES",
+    "WEIGHT_INITS",
+    "FactoryLazyLinear",
+    "FactoryLinear",
+    "LinearSpec",
+    "as_linear_spec",
+    "make_linear",
+]
+
+# Every role a linzoo model asks for. Overrides for other names are rejected, so a
+# typo in ``linear.roles.<role>`` fails loudly instead of silently doing nothing.
+ROLES: tuple[str, ...] = (
+    "hidden",  # MLP hidden layers
+    "head",  # classification heads (and their hidden layers)
+    "patch",  # patch embedding of ViT / Mixer
+    "qkv",  # attention Q, K, V projections (separate or fused)
+    "attn_out",  # attention output projection (a residual projection)
+    "ffn_in",  # feed-forward up projection (and the SwiGLU gate)
+    "ffn_out",  # feed-forward down projection (a residual projection)
+    "token_mix",  # MLP-Mixer token-mixing MLP
+    "channel_mix",  # MLP-Mixer channel-mixing MLP
+    "enc",  # autoencoder encoder
+    "dec",  # autoencoder decoder
+    "lm_head",  # language-model output head
+)
+
+# Projections that write into the residual stream; the ``gpt2`` policy scales them.
+RESIDUAL_ROLES: tuple[str, ...] = ("attn_out", "ffn_out")
+
+POLICIES: tuple[str, ...] = ("none", "gpt2")
+
+# Trunc-normal at +-2 std has standard deviation 0.8796... of the untruncated one.
+_TRUNC_STD_FACTOR = 0.87962566103423978
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float": torch.float32,
+    "float64": torch.float64,
+    "double": torch.float64,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+@dataclass
+class LinearSpec:
+    """Options of the Linear factory; Hydra fills it from ``configs/linear/*.yaml``.
+
+    Attributes:
+        bias: whether layers have a bias.
+        init: weight scheme, a key of :data:`WEIGHT_INITS`.
+        bias_init: bias scheme, a key of :data:`BIAS_INITS`.
+        std: standard deviation for ``normal`` and ``trunc_normal``.
+        gain: gain for ``xavier_*`` and ``orthogonal``.
+        a: negative slope for ``kaiming_*`` with ``nonlinearity="leaky_relu"``.
+        mode: ``"fan_in"`` or ``"fan_out"`` for ``kaiming_*``.
+        nonlinearity: nonlinearity name for ``kaiming_*`` (``torch.nn.init.calculate_gain``).
+        bias_value: value for ``bias_init="constant"``.
+        policy: ``"none"`` or ``"gpt2"``: normal(0, 0.02) everywhere and
+            std 0.02/sqrt(2 * num_layers) for the residual roles ``attn_out``/``ffn_out``.
+        num_layers: depth used by the ``gpt2`` policy; models with blocks fill it in.
+        roles: per-role overrides of any field above, e.g. ``{"attn_out": {"init": "zeros"}}``.
+            They are applied after the policy, so they always win.
+        device: device of new parameters (``"meta"`` for deferred init), or None.
+        dtype: dtype name of new parameters (``"bfloat16"``, ...) or None for the default.
+    """
+
+    bias: bool = True
+    init: str = "default"
+    bias_init: str = "default"
+    std: float = 0.02
+    gain: float = 1.0
+    a: float = 0.0
+    mode: str = "fan_in"
+    nonlinearity: str = "leaky_relu"
+    bias_value: float = 0.0
+    policy: str = "none"
+    num_layers: int | None = None
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("init", self.init, WEIGHT_INITS)
+        _check_name("bias_init", self.bias_init, BIAS_INITS)
+        _check_name("policy", self.policy, POLICIES)
+        _check_name("mode", self.mode, ("fan_in", "fan_out"))
+        if self.dtype is not None:
+            _check_name("dtype", self.dtype, _DTYPES)
+        # A null override (from a Hydra config slot) means "inherit"; empty roles are dropped.
+        self.roles = {
+            role: {key: value for key, value in dict(overrides).items() if value is not None}
+            for role, overrides in dict(self.roles).items()
+            if overrides
+        }
+        self.roles = {role: overrides for role, overrides in self.roles.items() if overrides}
+        overridable = overridable_fields()
+        for role, overrides in self.roles.items():
+            _check_name("role in linear.roles", role, ROLES)
+            for key, value in overrides.items():
+                _check_name(f"key in linear.roles.{role}", key, overridable)
+                if key in ("init", "bias_init"):
+                    _check_name(f"linear.roles.{role}.{key}", value, WEIGHT_INITS if key == "init" else BIAS_INITS)
+
+    def with_depth(self, num_layers: int) -> LinearSpec:
+        """A copy whose ``num_layers`` is set (models with residual blocks call this)."""
+        return dataclasses.replace(self, num_layers=num_layers)
+
+    def with_role(self, role: str, **overrides: Any) -> LinearSpec:
+        """A copy with ``overrides`` added to ``roles[role]``, e.g. ``with_role("qkv", bias=False)``."""
+        merged = {**self.roles.get(role, {}), **overrides}
+        return dataclasses.replace(self, roles={**self.roles, role: merged})
+
+    def for_role(self, role: str) -> LinearSpec:
+        """The spec one layer of ``role`` gets: policy applied, then the role's overrides."""
+        _check_name("role", role, ROLES)
+        resolved: dict[str, Any] = {}
+        if self.policy == "gpt2":
+            resolved.update(init="normal", std=0.02)
+            if role in RESIDUAL_ROLES:
+                if self.num_layers is None:
+                    raise ValueError(
+                        f"The gpt2 policy scales '{role}' by the model depth, but the spec has "
+                        "no num_layers; build it with spec.with_depth(num_layers)."
+                    )
+                resolved["std"] = 0.02 / math.sqrt(2 * self.num_layers)
+        resolved.update(self.roles.get(role, {}))
+        return dataclasses.replace(self, policy="none", roles={}, **resolved)
+
+    @property
+    def torch_dtype(self) -> torch.dtype | None:
+        return None if self.dtype is None else _DTYPES[self.dtype]
+
+
+def overridable_fields() -> tuple[str, ...]:
+    """Fields a per-role override may set."""
+    return tuple(f.name for f in fields(LinearSpec) if f.name not in ("roles", "policy", "num_layers"))
+
+
+def _check_name(what: str, value: Any, valid: Mapping[str, Any] | tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"Unknown {what} {value!r}; valid: {', '.join(sorted(valid))}.")
+
+
+def as_linear_spec(spec: LinearSpec | Mapping[str, Any] | None) -> LinearSpec:
+    """Accept a :class:`LinearSpec`, a mapping of its fields (e.g. a Hydra DictConfig) or None."""
+    if spec is None:
+        return LinearSpec()
+    if isinstance(spec, LinearSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        data = {key: spec[key] for key in spec if key != "_target_"}
+        unknown = sorted(set(data) - {f.name for f in fields(LinearSpec)})
+        if unknown:
+            valid = ", ".join(f.name for f in fields(LinearSpec))
+            raise ValueError(f"Unknown linear option(s) {unknown}; valid: {valid}.")
+        if data.get("roles") is None:  # ``roles: null`` in a config means no overrides
+            data.pop("roles", None)
+        else:
+            data["roles"] = {role: dict(over or {}) for role, over in data["roles"].items()}
+        return LinearSpec(**data)
+    raise TypeError(f"spec must be a LinearSpec, a mapping or None, not {type(spec).__name__}.")
+
+
+# --- weight and bias schemes -------------------------------------------------------
+# Each takes the weight block ([out, in]) and the spec, and fills it in place.
+
+WeightInit = Callable[[torch.Tensor, LinearSpec], None]
+BiasInit = Callable[[torch.Tensor, LinearSpec, int], None]
+
+
+def _default_weight(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """nn.Linear's: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), via kaiming_uniform(a=sqrt(5))."""
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+
+
+def _kaiming_uniform(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """U(-b, b), b = gain(nonlinearity, a) * sqrt(3 / fan_mode)."""
+    nn.init.kaiming_uniform_(weight, a=spec.a, mode=spec.mode, nonlinearity=spec.nonlinearity)
+
+
+def _kaiming_normal(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """N(0, std^2), std = gain(nonlinearity, a) / sqrt(fan_mode)."""
+    nn.init.kaiming_normal_(weight, a=spec.a, mode=spec.mode, nonlinearity=spec.nonlinearity)
+
+
+def _xavier_uniform(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
+    nn.init.xavier_uniform_(weight, gain=spec.gain)
+
+
+def _xavier_normal(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+    nn.init.xavier_normal_(weight, gain=spec.gain)
+
+
+def _trunc_normal(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """N(0, std^2) truncated at +-2 std (so the sample std is 0.8796 * std)."""
+    nn.init.trunc_normal_(weight, mean=0.0, std=spec.std, a=-2 * spec.std, b=2 * spec.std)
+
+
+def _lecun_normal(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """Truncated normal (+-2 sigma) rescaled so the final std is 1/sqrt(fan_in), as in JAX/timm."""
+    sigma = 1.0 / math.sqrt(weight.shape[1]) / _TRUNC_STD_FACTOR
+    nn.init.trunc_normal_(weight, mean=0.0, std=sigma, a=-2 * sigma, b=2 * sigma)
+
+
+def _normal(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """N(0, std^2), std = spec.std (0.02 by default)."""
+    nn.init.normal_(weight, mean=0.0, std=spec.std)
+
+
+def _orthogonal(weight: torch.Tensor, spec: LinearSpec) -> None:
+    """A (semi-)orthogonal matrix times gain."""
+    nn.init.orthogonal_(weight, gain=spec.gain)
+
+
+def _zeros_weight(weight: torch.Tensor, spec: LinearSpec) -> None:
+    nn.init.zeros_(weight)
+
+
+WEIGHT_INITS: dict[str, WeightInit] = {
+    "default": _default_weight,
+    "kaiming_uniform": _kaiming_uniform,
+    "kaiming_normal": _kaiming_normal,
+    "xavier_uniform": _xavier_uniform,
+    "xavier_normal": _xavier_normal,
+    "trunc_normal": _trunc_normal,
+    "lecun_normal": _lecun_normal,
+    "normal": _normal,
+    "orthogonal": _orthogonal,
+    "zeros": _zeros_weight,
+}
+
+
+def _default_bias(bias: torch.Tensor, spec: LinearSpec, fan_in: int) -> None:
+    """nn.Linear's: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    nn.init.uniform_(bias, -bound, bound)
+
+
+def _zeros_bias(bias: torch.Tensor, spec: LinearSpec, fan_in: int) -> None:
+    nn.init.zeros_(bias)
+
+
+def _constant_bias(bias: torch.Tensor, spec: LinearSpec, fan_in: int) -> None:
+    nn.init.constant_(bias, spec.bias_value)
+
+
+BIAS_INITS: dict[str, BiasInit] = {
+    "default": _default_bias,
+    "zeros": _zeros_bias,
+    "constant": _constant_bias,
+}
+
+
+# --- the layer ---------------------------------------------------------------------
+
+
+class FactoryLinear(nn.Linear):
+    """``nn.Linear`` whose ``reset_parameters`` applies a :class:`LinearSpec` scheme.
+
+    y = x W^T + b, x: [..., in_features] -> y: [..., out_features].
+
+    ``chunks > 1`` initialises the weight as that many independent row blocks (a fused
+    Q/K/V projection is initialised as three separate layers would be).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        role: str,
+        spec: LinearSpec,
+        chunks: int = 1,
+    ) -> None:
+        # Set before nn.Linear.__init__, which calls reset_parameters() exactly once.
+        self.role = role
+        self.spec = spec
+        self.chunks = chunks
+        super().__init__(
+            in_features, out_features, bias=spec.bias, device=spec.device, dtype=spec.torch_dtype
+        )
+
+    def reset_parameters(self) -> None:
+        if self.in_features == 0:  # uninitialised lazy layer: nothing to fill yet
+            return
+        weight_init = WEIGHT_INITS[self.spec.init]
+        with torch.no_grad():
+            for block in self.weight.chunk(self.chunks, dim=0):
+                weight_init(block, self.spec)
+            if self.bias is not None:
+                BIAS_INITS[self.spec.bias_init](self.bias, self.spec, self.in_features)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        try:
+            return F.linear(input, self.weight, self.bias)
+        except RuntimeError as error:
+            problem = self._explain_bad_input(input)
+            if problem is None:
+                raise
+            raise problem from error
+
+    def _explain_bad_input(self, input: torch.Tensor) -> Exception | None:
+        """Turn torch's matmul errors into messages that name the fix (checked only on failure)."""
+        if not (input.is_floating_point() or input.is_complex()):
+            return TypeError(
+                f"Linear (role '{self.role}') got an integer tensor ({input.dtype}); "
+                "convert it with .float() first."
+            )
+        if input.dim() == 0 or input.shape[-1] != self.in_features:
+            got = "a scalar" if input.dim() == 0 else f"last dimension {input.shape[-1]}"
+            return ValueError(
+                f"Linear (role '{self.role}') expects in_features={self.in_features} "
+                f"in the last dimension, got {got} (input shape {tuple(input.shape)})."
+            )
+        if input.dtype != self.weight.dtype and not torch.is_autocast_enabled():
+            return TypeError(
+                f"Linear (role '{self.role}') has {self.weight.dtype} weights but got a "
+                f"{input.dtype} input; convert with .to({self.weight.dtype}) or move the model "
+                f"with .to({input.dtype})."
+            )
+        return None
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, role={self.role}, init={self.spec.init}"
+
+
+class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
+    """A :class:`FactoryLinear` whose ``in_features`` is inferred from its first input."""
+
+    cls_to_become = FactoryLinear
+    weight: nn.parameter.UninitializedParameter
+    bias: nn.parameter.UninitializedParameter  # type: ignore[assignment]
+
+    def __init__(self, out_features: int, *, role: str, spec: LinearSpec, chunks: int = 1) -> None:
+        super().__init__(0, 0, role=role, spec=dataclasses.replace(spec, bias=False), chunks=chunks)
+        self.spec = spec
+        self.weight = nn.parameter.UninitializedParameter(device=spec.device, dtype=spec.torch_dtype)
+        self.out_features = out_features
+        if spec.bias:
+            self.bias = nn.parameter.UninitializedParameter(device=spec.device, dtype=spec.torch_dtype)
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.in_features != 0:
+            super().reset_parameters()
+
+    def initialize_parameters(self, input: torch.Tensor) -> None:  # type: ignore[override]
+        if self.has_uninitialized_params():
+            with torch.no_grad():
+                self.in_features = input.shape[-1]
+                self.weight.materialize((self.out_features, self.in_features))
+                if self.bias is not None:
+                    self.bias.materialize((self.out_features,))
+                self.reset_parameters()
+
+
+def make_linear(
+    in_features: int | None,
+    out_features: int,
+    *,
+    role: str,
+    spec: LinearSpec | Mapping[str, Any] | None = None,
+    chunks: int = 1,
+) -> FactoryLinear:
+    """Build the Linear for ``role`` from ``spec``: the one way linzoo makes an affine map.
+
+    Args:
+        in_features: input size, or None for a lazy layer that infers it on first input.
+        out_features: output size.
+        role: what the layer is for, one of :data:`ROLES`; selects per-role overrides.
+        spec: factory options (a :class:`LinearSpec`, a mapping of its fields, or None).
+        chunks: number of independently initialised row blocks (3 for fused Q/K/V).
+
+    Returns:
+        A :class:`FactoryLinear` (an ``nn.Linear``), or a :class:`FactoryLazyLinear`.
+    """
+    if out_features % chunks != 0:
+        raise ValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
+    layer_spec = as_linear_spec(spec).for_role(role)
+    if in_features is None:
+        return FactoryLazyLinear(out_features, role=role, spec=layer_spec, chunks=chunks)
+    return FactoryLinear(in_features, out_features, role=role, spec=layer_spec, chunks=chunks)

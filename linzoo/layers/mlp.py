@@ -1,0 +1,54 @@
+"""Position-wise feed-forward network (plain or gated), built from the Linear factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from linzoo.layers.activations import make_activation
+from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
+
+__all__ = ["FeedForward"]
+
+
+class FeedForward(nn.Module):
+    """Two-layer MLP applied to the last axis: [..., dim] -> [..., dim].
+
+    Plain:  y = W_out · dropout(act(W_in x + b_in)) + b_out
+    Gated (SwiGLU-style, ``gated=True``): y = W_out · dropout(act(W_gate x) * (W_in x))
+
+    ``in_role``/``out_role`` name the factory roles (``ffn_in``/``ffn_out`` in a
+    transformer, ``token_mix``/``channel_mix`` in MLP-Mixer); the gate uses ``in_role``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden_dim: int,
+        *,
+        activation: str = "gelu",
+        gated: bool = False,
+        dropout: float = 0.0,
+        in_role: str = "ffn_in",
+        out_role: str = "ffn_out",
+        linear: LinearSpec | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        spec = as_linear_spec(linear)
+        self.gated = gated
+        self.in_proj = make_linear(dim, hidden_dim, role=in_role, spec=spec)
+        self.gate_proj = make_linear(dim, hidden_dim, role=in_role, spec=spec) if gated else None
+        self.activation = make_activation(activation)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = make_linear(hidden_dim, dim, role=out_role, spec=spec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [..., dim] -> [..., dim]."""
+        if self.gate_proj is not None:
+            hidden = self.activation(self.gate_proj(x)) * self.in_proj(x)
+        else:
+            hidden = self.activation(self.in_proj(x))
+        return self.out_proj(self.dropout(hidden))

@@ -1,0 +1,54 @@
+"""Multi-layer perceptron classifier on flattened images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from linzoo.layers.activations import make_activation
+from linzoo.layers.heads import ClassificationHead
+from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
+from linzoo.models.inputs import check_images
+from linzoo.models.registry import register_model
+
+__all__ = ["MLP"]
+
+
+@register_model("mlp")
+class MLP(nn.Module):
+    """[B, C, H, W] -> flatten -> [Linear (role "hidden"), act, dropout] * N -> head -> [B, num_classes]."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+        hidden_dims: Sequence[int] = (256, 128),
+        activation: str = "relu",
+        dropout: float = 0.1,
+        linear: LinearSpec | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        spec = as_linear_spec(linear)
+        self.in_channels = in_channels
+        self.image_size = image_size
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_channels * image_size * image_size
+        for hidden in hidden_dims:
+            layers += [
+                make_linear(width, hidden, role="hidden", spec=spec),
+                make_activation(activation),
+                nn.Dropout(dropout),
+            ]
+            width = hidden
+        self.features = nn.Sequential(*layers)
+        self.head = ClassificationHead(width, num_classes, linear=spec)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes]."""
+        check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="MLP")
+        return self.head(self.features(images))

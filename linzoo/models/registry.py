@@ -1,0 +1,38 @@
+"""Name -> model class registry: ``create_model("mlp", hidden_dims=(64,))``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["create_model", "list_models", "register_model"]
+
+ModelClass = TypeVar("ModelClass", bound=Callable[..., nn.Module])
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[ModelClass], ModelClass]:
+    """Class decorator that makes ``create_model(name, ...)`` build the class."""
+
+    def register(model_class: ModelClass) -> ModelClass:
+        if name in _MODELS and _MODELS[name] is not model_class:
+            raise ValueError(f"A model named {name!r} is already registered ({_MODELS[name]!r}).")
+        _MODELS[name] = model_class
+        return model_class
+
+    return register
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name`` with keyword arguments ``kwargs``."""
+    if name not in _MODELS:
+        raise ValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.")
+    return _MODELS[name](**kwargs)
+
+
+def list_models() -> list[str]:
+    """Sorted names of all registered models."""
+    return sorted(_MODELS)
