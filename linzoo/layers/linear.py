@@ -120,12 +120,8 @@ class LinearSpec:
         if self.dtype is not None:
             _check_name("dtype", self.dtype, _DTYPES)
         # A null override (from a Hydra config slot) means "inherit"; empty roles are dropped.
-        self.roles = {
-            role: {key: value for key, value in dict(overrides).items() if value is not None}
-            for role, overrides in dict(self.roles).items()
-            if overrides
-        }
-        self.roles = {role: overrides for role, overrides in self.roles.items() if overrides}
+        roles = {role: {k: v for k, v in dict(over or {}).items() if v is not None} for role, over in self.roles.items()}
+        self.roles = {role: overrides for role, overrides in roles.items() if overrides}
         overridable = overridable_fields()
         for role, overrides in self.roles.items():
             _check_name("role in linear.roles", role, ROLES)
