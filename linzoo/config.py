@@ -1,8 +1,10 @@
-"""Hydra structured-config schema for the ``linear`` group (Hydra-aware: entry points only).
+"""Hydra registrations (Hydra-aware: entry points only): the ``linear`` schema and a resolver.
 
 The schema pre-declares an override slot for every role, so the plain override
 ``linear.roles.attn_out.init=zeros`` works without Hydra's ``+`` append syntax. Slots
 left at null inherit the group-level value; ``LinearSpec`` validates names and values.
+The resolver ``${lm_vocab_size:levels,conditional,num_classes}`` sizes the LM's vocabulary,
+so ``model.levels=16`` or ``model.conditional=true`` need no second override.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import MISSING, field, fields, make_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from linzoo.layers.linear import ROLES, LinearSpec, overridable_fields
 
@@ -30,6 +33,14 @@ def _spec_field(name: str) -> tuple[str, Any, Any]:
 LinearConfig = make_dataclass("LinearConfig", [_spec_field(f.name) for f in fields(LinearSpec)])
 
 
+def lm_vocab_size(levels: int, conditional: bool, num_classes: int) -> int:
+    """Token ids a pixel LM needs: ``levels`` pixel values, one start token, and one class
+    token per class when ``conditional``."""
+    return int(levels) + 1 + (int(num_classes) if conditional else 0)
+
+
 def register_configs() -> None:
-    """Store the ``linear`` schema as ``linear/schema``; the linear YAMLs build on it."""
+    """Store the ``linear`` schema as ``linear/schema`` (the linear YAMLs build on it) and
+    register the ``lm_vocab_size`` resolver (configs/model/lm.yaml uses it)."""
     ConfigStore.instance().store(group="linear", name="schema", node=LinearConfig)
+    OmegaConf.register_new_resolver("lm_vocab_size", lm_vocab_size, replace=True)

@@ -46,7 +46,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = OmegaConf.merge(build_config["data"], cfg.get("data") or {})
     datamodule: L.LightningDataModule = instantiate(data_cfg)
     trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
-    trainer: L.Trainer = instantiate(trainer_cfg, logger=instantiate_all(cfg.get("logger")) or False)
+    trainer: L.Trainer = instantiate(
+        trainer_cfg, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False
+    )
     results = trainer.test(task, datamodule=datamodule)
     metrics = {
         **{name: float(value) for name, value in results[0].items()},

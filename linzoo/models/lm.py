@@ -116,6 +116,8 @@ class DecoderLM(nn.Module):
     ) -> torch.Tensor:
         """Sample ``max_new_tokens`` continuations of ``prompt`` [B, T0] -> [B, T0 + max_new_tokens].
 
+        T0 + max_new_tokens may be seq_len + 1: the last token is sampled, never fed back.
+
         Each step samples from softmax(logits / temperature), restricted to the ``top_k``
         most likely ids and to ids < ``allowed_tokens``. With ``use_cache`` the prompt is
         run once and then one token per step through the KV cache; without, the whole
@@ -125,10 +127,11 @@ class DecoderLM(nn.Module):
         check_tokens(prompt, vocab_size=self.vocab_size, max_length=self.seq_len, model="DecoderLM")
         if prompt.shape[1] < 1:
             raise ValueError("generate needs a prompt of at least one token per sequence, shape [B, T0 >= 1].")
-        if max_new_tokens < 0 or prompt.shape[1] + max_new_tokens > self.seq_len:
+        # The last new token is never fed back, so the net sees at most T0 + max_new_tokens - 1.
+        if max_new_tokens < 0 or prompt.shape[1] + max_new_tokens - 1 > self.seq_len:
             raise ValueError(
-                f"prompt length {prompt.shape[1]} + max_new_tokens={max_new_tokens} must be in "
-                f"[{prompt.shape[1]}, seq_len={self.seq_len}]; use fewer new tokens or a shorter prompt."
+                f"prompt length {prompt.shape[1]} + max_new_tokens={max_new_tokens} - 1 must be at most "
+                f"seq_len={self.seq_len}; use fewer new tokens or a shorter prompt."
             )
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}; use top_k=1 for greedy decoding.")

@@ -104,8 +104,12 @@ class LanguageModeling(Task):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         image_size: int = 28,
+        use_cache: bool = True,
     ) -> torch.Tensor:
-        """Draw ``num`` images [num, 1, S, S] in [0, 1], S = ``self.image_size`` or ``image_size``."""
+        """Draw ``num`` images [num, 1, S, S] in [0, 1], S = ``self.image_size`` or ``image_size``.
+
+        ``use_cache=False`` re-runs the whole sequence every step (same tokens, slower).
+        """
         side = self.image_size or image_size
         labels = None if digit is None else torch.full((num,), digit, dtype=torch.long)
         if digit is not None and not self.conditional:
@@ -120,5 +124,6 @@ class LanguageModeling(Task):
             top_k=top_k,
             allowed_tokens=self.levels,
             generator=generator,
+            use_cache=use_cache,
         )[:, 1:]
         return (tokens.float() / (self.levels - 1)).reshape(num, 1, side, side)

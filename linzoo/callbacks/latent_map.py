@@ -1,0 +1,94 @@
+"""Autoencoder picture: the test set's latent codes in 2-D, coloured by class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from linzoo.callbacks.pictures import (
+    announce,
+    first_examples,
+    inference,
+    log_picture,
+    new_figure,
+    picture_path,
+    save_figure,
+)
+from linzoo.tasks.autoencoding import Autoencoding
+
+
+def principal_components(z: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """z [N, D] -> (coordinates [N, k] on the top-k principal axes, explained variance share [k]).
+
+    PCA by SVD of the centred codes: z - mean = U S V^T, coordinates = (z - mean) V[:, :k].
+    With D < k the missing axes are zeros.
+    """
+    centred = z.double() - z.double().mean(dim=0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    coordinates = centred @ vh[:k].T
+    share = singular[:k].square() / singular.square().sum().clamp_min(1e-12)
+    if coordinates.shape[1] < k:
+        coordinates = torch.nn.functional.pad(coordinates, (0, k - coordinates.shape[1]))
+        share = torch.nn.functional.pad(share, (0, k - share.shape[0]))
+    return coordinates.float(), share.float()
+
+
+class LatentMap(Callback):
+    """Writes ``latent_map.png`` when training ends (Autoencoding tasks only).
+
+    Encodes up to ``num_points`` test images and scatters their codes: the code itself
+    when ``latent_dim == 2``, else its first two principal components. One colour per
+    class. ``width x height`` pixels; also logged to TensorBoard as ``pictures/latent_map``.
+    """
+
+    def __init__(self, *, num_points: int = 2000, filename: str = "latent_map.png",
+                 width: int = 700, height: int = 600) -> None:
+        if num_points < 2:
+            raise ValueError(f"num_points must be >= 2, got {num_points}.")
+        self.num_points = num_points
+        self.filename = filename
+        self.width = width
+        self.height = height
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not isinstance(pl_module, Autoencoding) or not trainer.is_global_zero:
+            return
+        examples = first_examples(trainer, self.num_points)
+        if examples is None:
+            return
+        images, labels = examples
+        with inference(trainer, pl_module):
+            batch = trainer.precision_plugin.convert_input(images.to(pl_module.device))
+            z = pl_module.net.encode(batch).float().cpu()
+        class_names = getattr(trainer.datamodule, "class_names", None)
+        path = save_figure(self.draw(z, labels, class_names), picture_path(trainer, self.filename))
+        log_picture(trainer, "pictures/latent_map", path)
+        announce(path)
+
+    def draw(self, z: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None) -> Figure:
+        """The scatter plot of codes z [N, D] with labels [N], as a matplotlib Figure."""
+        if z.shape[1] == 2:
+            xy, title = z, "latent codes (2-d)"
+            axes_names = ("z1", "z2")
+        else:
+            xy, share = principal_components(z)
+            title = f"PCA of the {z.shape[1]}-d latent codes ({100 * share.sum():.0f}% of the variance)"
+            axes_names = (f"PC1 ({100 * share[0]:.0f}%)", f"PC2 ({100 * share[1]:.0f}%)")
+        figure = new_figure(self.width, self.height)
+        ax = figure.add_subplot()
+        palette = colormaps["tab10"]
+        for label in sorted(set(labels.tolist())):
+            mask = labels == label
+            name = class_names[label] if class_names is not None and label < len(class_names) else str(label)
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.7, color=palette(label % 10), label=name)
+        ax.set_title(f"{title}, {len(z)} test images")
+        ax.set_xlabel(axes_names[0])
+        ax.set_ylabel(axes_names[1])
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=3, fontsize="small", frameon=False,
+                  title="class")
+        return figure
