@@ -97,6 +97,7 @@ def column_images(num: int, *, noise: float = 0.05, seed: int = 0) -> tuple[torc
     return pixels, labels
 
 
+@pytest.mark.slow  # 300 training steps: about 5 s on an idle 2-core CPU, much more on a busy one
 def test_class_conditional_samples_show_the_requested_class(tmp_path) -> None:
     images, labels = column_images(512)
     task = tiny_lm_task(conditional=True, lr=3e-3)
