@@ -101,12 +101,26 @@ def ensure_fresh_run_dir(output_dir: Path, *, resuming_from: str | None) -> None
     if not previous:
         return
     if resuming_from is not None and Path(resuming_from).resolve().is_relative_to(output_dir.resolve()):
+        keep_csv_log(output_dir)
         return
     raise FileExistsError(
         f"The run directory {output_dir} already holds a run ({', '.join(p.name for p in previous)}); "
         "nothing was touched. Choose a new hydra.run.dir, or continue that run with "
         f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}."
     )
+
+
+def keep_csv_log(output_dir: Path) -> None:
+    """Resuming into the same run directory: Lightning's CSVLogger would replace
+    ``csv/metrics.csv``, so the earlier log is moved to ``csv/metrics-before-resume-N.csv``."""
+    log_file = output_dir / "csv" / "metrics.csv"
+    if not log_file.exists():
+        return
+    index = 1
+    while (backup := log_file.with_name(f"metrics-before-resume-{index}.csv")).exists():
+        index += 1
+    log_file.rename(backup)
+    log.info("Kept the earlier CSV log of %s as %s.", output_dir, backup.name)
 
 
 def check_precision(trainer_cfg: DictConfig) -> None:

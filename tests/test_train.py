@@ -171,3 +171,13 @@ def test_mlp_one_epoch_on_full_mnist_reaches_95_percent(compose_train, tmp_path)
     metrics = train(cfg)
     assert metrics["data_source"] == "mnist"
     assert metrics["test/acc"] >= 0.95
+
+
+def test_resume_into_the_same_run_directory_keeps_the_earlier_csv_log(compose_train, fake_mnist_root, tmp_path) -> None:
+    common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1"]
+    train(compose_train(common, output_dir=tmp_path / "run"))
+    first_log = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    train(compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={last}"], output_dir=tmp_path / "run"))
+    assert (tmp_path / "run" / "csv" / "metrics-before-resume-1.csv").read_text() == first_log
+    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
