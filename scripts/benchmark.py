@@ -164,8 +164,10 @@ def tiny_model_overrides(model: str) -> list[str]:
 class HandLoop:
     """The training loop one writes by hand: same net, optimizer, schedule and batches.
 
-    It keeps the epoch's training loss and accuracy as tensors (no per-step sync), the
-    bookkeeping linzoo's Classifier does too, and validates as Lightning does.
+    Stepped from outside (``start_epoch``, ``step`` per batch, ``end_epoch``) so that
+    its steps can alternate with Lightning's. It keeps the epoch's training loss and
+    accuracy as tensors (no per-step sync), the bookkeeping linzoo's Classifier does
+    too, and validates as Lightning does.
     """
 
     def __init__(
@@ -183,26 +185,35 @@ class HandLoop:
         self.max_batches = max_batches
         self.metrics: dict[str, float] = {}
 
-    def train_epoch(self) -> None:
-        net, optimizer, scheduler = self.net, self.optimizer, self.scheduler
-        net.train()
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.int64)
-        seen = 0
-        for index, (images, labels) in enumerate(self.train_batches):
-            if index == self.max_batches:
-                break
-            logits = net(images)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += loss.detach() * len(labels)
-            correct += (logits.detach().argmax(-1) == labels).sum()
-            seen += len(labels)
-        self.metrics.update({"train/loss": float(loss_sum) / seen, "train/acc": float(correct) / seen})
+    def start_epoch(self) -> None:
+        self.net.train()
+        self._batches = iter(self.train_batches)
+        self._steps = self._seen = 0
+        self._loss_sum = torch.zeros(())
+        self._correct = torch.zeros((), dtype=torch.int64)
+
+    def step(self) -> None:
+        """One training step on the next batch (nothing once the epoch's batches are used up)."""
+        if self._steps == self.max_batches:
+            return
+        images, labels = next(self._batches)
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self._loss_sum += loss.detach() * len(labels)
+        self._correct += (logits.detach().argmax(-1) == labels).sum()
+        self._seen += len(labels)
+        self._steps += 1
+
+    def end_epoch(self) -> None:
+        while self._steps < self.max_batches:  # Lightning ran fewer batches: finish the epoch
+            self.step()
+        seen = self._seen
+        self.metrics.update({"train/loss": float(self._loss_sum) / seen, "train/acc": float(self._correct) / seen})
 
     @torch.no_grad()
     def validate(self) -> None:
@@ -219,42 +230,61 @@ class HandLoop:
 
 
 def make_interleaving_timer(hand: HandLoop) -> Any:
-    """A Lightning callback that runs one hand epoch before each Lightning epoch and times both.
+    """A Lightning callback that runs one hand step after each Lightning step and times both.
 
-    Lightning's training time runs from ``on_train_epoch_start`` to validation start (or
-    the epoch end); its whole epoch (validation, checkpoints, logs) to ``on_train_epoch_end``.
+    Steps alternate (Lightning, hand, Lightning, ...), so load from other processes hits
+    both alike. An epoch's Lightning time is its wall time less the hand steps inside it:
+    training from ``on_train_epoch_start`` to validation start (or the epoch end), the
+    whole epoch (validation, checkpoints, logs) to ``on_train_epoch_end``. The hand side
+    validates after Lightning's epoch. This callback's own hook calls count as Lightning's.
     """
     import lightning as L
 
-    class InterleavedEpochTimer(L.Callback):
+    class InterleavedTimer(L.Callback):
         def __init__(self) -> None:
             self.hand_train: list[float] = []
             self.hand_epoch: list[float] = []
             self.train: list[float] = []
             self.epoch: list[float] = []
             self._start = 0.0
+            self._hand = 0.0  # hand seconds inside the current Lightning epoch
+            self._hand_at_train_end = 0.0
             self._train_end: float | None = None
 
-        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        def _run_hand(self, fn: Callable[[], None]) -> None:
             start = time.perf_counter()
-            hand.train_epoch()
-            middle = time.perf_counter()
-            hand.validate()
-            self.hand_train.append(middle - start)
-            self.hand_epoch.append(time.perf_counter() - start)
-            self._train_end = None
-            self._start = time.perf_counter()
+            fn()
+            self._hand += time.perf_counter() - start
+
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self._hand, self._train_end = 0.0, None
+            self._run_hand(hand.start_epoch)
+            self._start = time.perf_counter() - self._hand
+
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+            self._run_hand(hand.step)
 
         def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             if not trainer.sanity_checking and self._train_end is None:
+                self._run_hand(hand.end_epoch)
                 self._train_end = time.perf_counter()
+                self._hand_at_train_end = self._hand
 
         def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             end = time.perf_counter()
-            self.train.append((self._train_end or end) - self._start)
-            self.epoch.append(end - self._start)
+            if self._train_end is None:
+                self._run_hand(hand.end_epoch)
+                end = self._train_end = time.perf_counter()
+                self._hand_at_train_end = self._hand
+            hand_train = self._hand_at_train_end
+            self.train.append(self._train_end - self._start - hand_train)
+            self.epoch.append(end - self._start - self._hand)
+            start = time.perf_counter()
+            hand.validate()
+            self.hand_train.append(hand_train)
+            self.hand_epoch.append(self._hand + time.perf_counter() - start)
 
-    return InterleavedEpochTimer()
+    return InterleavedTimer()
 
 
 def legacy_classifier(task: Any) -> Any:
@@ -484,10 +514,10 @@ def section_linear(args: argparse.Namespace) -> dict[str, Any]:
 
             return run
 
-        calls = calibrate(forward_backward(reference, 1), target_s=0.002 if args.tiny else 0.05, device=device)
+        calls = calibrate(forward_backward(reference, 1), target_s=0.002 if args.tiny else 0.02, device=device)
         times = interleaved(
             {"nn.Linear": forward_backward(reference, calls), "factory": forward_backward(factory, calls)},
-            repeats=args.repeats * 4,
+            repeats=args.repeats * 8,
             device=device,
         )
         name = f"{list(input_shape)} x [{in_features},{out_features}]"
@@ -498,7 +528,7 @@ def section_linear(args: argparse.Namespace) -> dict[str, Any]:
             "ratio": paired_ratio(times["factory"], times["nn.Linear"]),
         }
     print_table(
-        f"2. Factory Linear vs nn.Linear, forward+backward ({device}; median of {args.repeats * 4} paired samples)",
+        f"2. Factory Linear vs nn.Linear, forward+backward ({device}; median of {args.repeats * 8} paired samples)",
         ["input x weight", "nn.Linear us", "factory us", "ratio"],
         [[name, r["nn_linear_us"], r["factory_us"], r["ratio"]] for name, r in results.items()],
     )
@@ -993,6 +1023,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         results[name] = sections[name](args)
         results[name + "_seconds"] = round(time.perf_counter() - start, 2)
+    if hasattr(os, "getloadavg"):
+        results["environment"]["load_average_end"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nResults: {args.out}")
     return results
