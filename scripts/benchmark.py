@@ -2,7 +2,9 @@
 
     python scripts/benchmark.py                                   # CPU sections 1-4, full MNIST
     python scripts/benchmark.py --sections gpu --device cuda      # section 5 on a GPU
-    python scripts/benchmark.py --tiny --out /tmp/bench.json      # seconds: the smoke test
+    python scripts/benchmark.py --tiny --data-root DIR --out /tmp/bench.json   # seconds: the smoke test
+
+docs/benchmarks.md has the results and the machine they come from.
 
 Sections (``--sections``, comma separated):
 
@@ -10,9 +12,11 @@ Sections (``--sections``, comma separated):
     linzoo's real training path (the composed ``configs/train.yaml``: Classifier task,
     MNISTDataModule, Lightning Trainer with the default callbacks and logger) against a
     hand-written PyTorch loop on the same net, data, batch size, optimizer and schedule.
-    The hand epoch runs inside the same ``fit`` between Lightning's epochs (ABAB), and
-    per-epoch times after a warm-up epoch are compared as medians of per-pair ratios.
-    Both the DataLoader path and ``data.on_device=true`` are measured.
+    The hand loop steps inside the same ``fit``, one step after each of Lightning's
+    (ABAB), and per-epoch times after a warm-up epoch are compared as medians of
+    per-epoch ratios. Variants: the DataLoader path, ``data.on_device=true``, no
+    callbacks, a bare LightningModule (Lightning's own floor) and the per-step logging
+    linzoo had before issue 5 (``--overhead-variants``).
 ``linear``
     A factory-built Linear against ``nn.Linear`` (same weights), forward+backward.
 ``data``
@@ -178,6 +182,7 @@ class HandLoop:
         from linzoo.tasks.optim import weight_decay_groups
 
         self.net = net
+        self.device = next(net.parameters()).device
         self.optimizer = instantiate(cfg.optimizer)(weight_decay_groups(net))
         self.scheduler = instantiate(cfg.scheduler)(self.optimizer, total_steps=total_steps) if cfg.scheduler else None
         self.train_batches = train_batches
@@ -189,14 +194,15 @@ class HandLoop:
         self.net.train()
         self._batches = iter(self.train_batches)
         self._steps = self._seen = 0
-        self._loss_sum = torch.zeros(())
-        self._correct = torch.zeros((), dtype=torch.int64)
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._correct = torch.zeros((), dtype=torch.int64, device=self.device)
 
     def step(self) -> None:
         """One training step on the next batch (nothing once the epoch's batches are used up)."""
         if self._steps == self.max_batches:
             return
         images, labels = next(self._batches)
+        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
@@ -220,8 +226,10 @@ class HandLoop:
         if self.val_batches is None:
             return
         self.net.eval()
-        loss_sum, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.int64), 0
+        loss_sum = torch.zeros((), device=self.device)
+        correct, seen = torch.zeros((), dtype=torch.int64, device=self.device), 0
         for images, labels in self.val_batches:
+            images, labels = images.to(self.device), labels.to(self.device)
             logits = self.net(images)
             loss_sum += F.cross_entropy(logits, labels, reduction="sum")
             correct += (logits.argmax(-1) == labels).sum()
@@ -252,8 +260,10 @@ def make_interleaving_timer(hand: HandLoop) -> Any:
             self._train_end: float | None = None
 
         def _run_hand(self, fn: Callable[[], None]) -> None:
+            sync(hand.device)  # on a GPU, Lightning's queued work belongs to Lightning's time
             start = time.perf_counter()
             fn()
+            sync(hand.device)
             self._hand += time.perf_counter() - start
 
         def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -635,26 +645,29 @@ def section_compile(args: argparse.Namespace) -> dict[str, Any]:
         contenders: dict[str, Callable[[], None]] = {}
         warmup_s: dict[str, float] = {}
         torch._dynamo.reset()
-        for compiled in (False, True) if args.compile_backend != "none" else (False,):
-            for precision in ("32-true", "bf16-mixed"):
-                name = f"{'compile' if compiled else 'eager'} {precision}"
-                net = copy.deepcopy(base)
-                if compiled:
-                    net.compile(backend=args.compile_backend)
-                optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
-                step = training_step_fn(net, optimizer, images, labels, bf16=precision == "bf16-mixed")
-                sync(device)
-                start = time.perf_counter()
-                for _ in range(2):  # compiles forward and backward; eager: allocator warm-up
+        variants = [(False, "32-true", True), (False, "32-true", False), (False, "bf16-mixed", True)]
+        if args.compile_backend != "none":
+            variants += [(True, "32-true", True), (True, "bf16-mixed", True)]
+        for compiled, precision, fused in variants:
+            # AdamW as configs/optimizer/adamw.yaml makes it (fused); one row without, for comparison.
+            name = f"{'compile' if compiled else 'eager'} {precision}{'' if fused else ', AdamW fused=false'}"
+            net = copy.deepcopy(base)
+            if compiled:
+                net.compile(backend=args.compile_backend)
+            optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
+            step = training_step_fn(net, optimizer, images, labels, bf16=precision == "bf16-mixed")
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(2):  # compiles forward and backward; eager: allocator warm-up
+                step()
+            sync(device)
+            warmup_s[name] = time.perf_counter() - start
+
+            def many(step: Callable[[], None] = step) -> None:
+                for _ in range(steps):
                     step()
-                sync(device)
-                warmup_s[name] = time.perf_counter() - start
 
-                def many(step: Callable[[], None] = step) -> None:
-                    for _ in range(steps):
-                        step()
-
-                contenders[name] = many
+            contenders[name] = many
         times = interleaved(contenders, repeats=args.repeats, device=device)
         base_time = times["eager 32-true"]
         results[model] = {
@@ -953,7 +966,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compile-backend", default=None,
         help="torch.compile backend for sections 4-5 (default inductor; --tiny: eager, which traces but\n"
-        "generates no code, so the smoke test stays fast; none: skip compiled variants in section 5)",
+        "generates no code, so the smoke test stays fast; none: skip the compiled variants)",
     )
     args = parser.parse_args(argv)
     args.overhead_variants = [v.strip() for v in args.overhead_variants.split(",") if v.strip()]
