@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.layers.activations import make_activation
 from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
+from linzoo.layers.mlp import hidden_layers
 
 __all__ = ["ClassificationHead", "LMHead"]
 
@@ -33,15 +33,9 @@ class ClassificationHead(nn.Module):
     ) -> None:
         super().__init__()
         spec = as_linear_spec(linear)
-        layers: list[nn.Module] = []
-        width = in_features
-        for hidden in hidden_dims:
-            layers += [
-                make_linear(width, hidden, role="head", spec=spec),
-                make_activation(activation),
-                nn.Dropout(dropout),
-            ]
-            width = hidden
+        layers, width = hidden_layers(
+            in_features, hidden_dims, role="head", activation=activation, dropout=dropout, spec=spec
+        )
         layers.append(make_linear(width, num_classes, role="head", spec=spec))
         self.layers = nn.Sequential(*layers)
 

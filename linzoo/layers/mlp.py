@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -11,7 +11,25 @@ from torch import nn
 from linzoo.layers.activations import make_activation
 from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
 
-__all__ = ["FeedForward"]
+__all__ = ["FeedForward", "hidden_layers"]
+
+
+def hidden_layers(
+    in_features: int,
+    hidden_dims: Sequence[int],
+    *,
+    role: str,
+    activation: str,
+    dropout: float,
+    spec: LinearSpec,
+) -> tuple[list[nn.Module], int]:
+    """[Linear(role), activation, Dropout] per entry of ``hidden_dims``; returns (layers, output width)."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for hidden in hidden_dims:
+        layers += [make_linear(width, hidden, role=role, spec=spec), make_activation(activation), nn.Dropout(dropout)]
+        width = hidden
+    return layers, width
 
 
 class FeedForward(nn.Module):

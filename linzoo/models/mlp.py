@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.layers.activations import make_activation
 from linzoo.layers.heads import ClassificationHead
-from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
+from linzoo.layers.linear import LinearSpec, as_linear_spec
+from linzoo.layers.mlp import hidden_layers
 from linzoo.models.inputs import check_images
 from linzoo.models.registry import register_model
 
@@ -36,16 +36,15 @@ class MLP(nn.Module):
         spec = as_linear_spec(linear)
         self.in_channels = in_channels
         self.image_size = image_size
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_channels * image_size * image_size
-        for hidden in hidden_dims:
-            layers += [
-                make_linear(width, hidden, role="hidden", spec=spec),
-                make_activation(activation),
-                nn.Dropout(dropout),
-            ]
-            width = hidden
-        self.features = nn.Sequential(*layers)
+        layers, width = hidden_layers(
+            in_channels * image_size * image_size,
+            hidden_dims,
+            role="hidden",
+            activation=activation,
+            dropout=dropout,
+            spec=spec,
+        )
+        self.features = nn.Sequential(nn.Flatten(), *layers)
         self.head = ClassificationHead(width, num_classes, linear=spec)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
