@@ -7,34 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from linzoo.tasks.base import CONFIG_KEY, Task
-from linzoo.train import existing_checkpoint, instantiate_all, write_metrics
-
-
-def load_task(ckpt_path: str | Path) -> tuple[Task, dict[str, Any]]:
-    """Rebuild the task (net included) saved by ``scripts/train.py`` and load its weights.
-
-    Returns the task in eval mode on CPU and the build config saved in the checkpoint
-    (``{"model": ..., "data": ..., "precision": ...}``). The net is never compiled here;
-    checkpoints of compiled runs load all the same, their keys being plain.
-    """
-    path = existing_checkpoint(str(ckpt_path))
-    # Lightning checkpoints hold more than tensors; load only checkpoints you trust.
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    build_config = checkpoint.get(CONFIG_KEY)
-    if build_config is None:
-        raise ValueError(
-            f"{path} has no '{CONFIG_KEY}' entry, so the model cannot be rebuilt from it; "
-            "use a checkpoint written by scripts/train.py."
-        )
-    task: Task = instantiate({**build_config["model"], "compile": False})
-    task.load_state_dict(checkpoint["state_dict"])
-    task.build_config = build_config
-    return task.eval(), build_config
+from linzoo.checkpoints import load_task
+from linzoo.instantiation import instantiate_all
+from linzoo.runs import write_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import torch
 
 from linzoo.callbacks.pictures import fresh_path, save_image_grid
 from linzoo.callbacks.samples import draw_samples
-from linzoo.evaluate import load_task
+from linzoo.checkpoints import load_task
 from linzoo.tasks.language_modeling import LanguageModeling
 
 log = logging.getLogger(__name__)

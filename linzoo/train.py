@@ -17,8 +17,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from linzoo.checkpoints import existing_checkpoint, model_config_for_resume
+from linzoo.instantiation import instantiate_all
 from linzoo.models.summary import count_parameters
-from linzoo.tasks.base import CONFIG_KEY, Task
+from linzoo.runs import ensure_fresh_run_dir, write_metrics
+from linzoo.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -81,48 +84,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def existing_checkpoint(ckpt_path: str | None) -> str | None:
-    """``ckpt_path`` if it names a file; a clear error if it names nothing."""
-    if ckpt_path is None:
-        return None
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No checkpoint at ckpt_path={ckpt_path}. Point it at a file such as "
-            "<run dir>/checkpoints/last.ckpt (runs live under outputs/train/ by default)."
-        )
-    return str(path)
-
-
-def ensure_fresh_run_dir(output_dir: Path, *, resuming_from: str | None) -> None:
-    """Refuse to write a new run over a finished one: nothing a user made is overwritten."""
-    previous = [output_dir / "metrics.json", *sorted((output_dir / "checkpoints").glob("*.ckpt"))]
-    previous = [path for path in previous if path.exists()]
-    if not previous:
-        return
-    if resuming_from is not None and Path(resuming_from).resolve().is_relative_to(output_dir.resolve()):
-        keep_csv_log(output_dir)
-        return
-    raise FileExistsError(
-        f"The run directory {output_dir} already holds a run ({', '.join(p.name for p in previous)}); "
-        "nothing was touched. Choose a new hydra.run.dir, or continue that run with "
-        f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}."
-    )
-
-
-def keep_csv_log(output_dir: Path) -> None:
-    """Resuming into the same run directory: Lightning's CSVLogger would replace
-    ``csv/metrics.csv``, so the earlier log is moved to ``csv/metrics-before-resume-N.csv``."""
-    log_file = output_dir / "csv" / "metrics.csv"
-    if not log_file.exists():
-        return
-    index = 1
-    while (backup := log_file.with_name(f"metrics-before-resume-{index}.csv")).exists():
-        index += 1
-    log_file.rename(backup)
-    log.info("Kept the earlier CSV log of %s as %s.", output_dir, backup.name)
-
-
 def check_precision(trainer_cfg: DictConfig) -> None:
     """float16 mixed precision needs CUDA; say so before Lightning fails deep inside."""
     precision = str(trainer_cfg.get("precision", "32-true"))
@@ -133,27 +94,3 @@ def check_precision(trainer_cfg: DictConfig) -> None:
             f"trainer.precision={precision} needs a CUDA GPU (float16 with gradient scaling). "
             "On CPU use trainer.precision=bf16-mixed or trainer.precision=32-true."
         )
-
-
-def model_config_for_resume(ckpt_path: str, *, fallback: dict[str, Any], compile: bool) -> dict[str, Any]:
-    """The model config saved in the checkpoint, so a resumed run rebuilds the same net."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    saved = checkpoint.get(CONFIG_KEY)
-    if saved is None:
-        log.warning("%s holds no linzoo config; resuming with the model config given now.", ckpt_path)
-        return fallback
-    log.info("Resuming: the model is rebuilt from the config saved in %s.", ckpt_path)
-    return {**saved["model"], "compile": compile}
-
-
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a callbacks/logger group that has a ``_target_``."""
-    if not group:
-        return []
-    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
-
-
-def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
-    path = output_dir / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-    return path

@@ -83,7 +83,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     if args.ckpt:
-        from linzoo.evaluate import load_task
+        from linzoo.checkpoints import load_task
 
         task, _ = load_task(args.ckpt)
         model, levels, side = task.net, task.levels, task.image_size or 28

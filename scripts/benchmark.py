@@ -383,7 +383,7 @@ def run_overhead(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from linzoo.data import DeviceBatches
-    from linzoo.train import instantiate_all
+    from linzoo.instantiation import instantiate_all
 
     description, on_device, extra, kind = OVERHEAD_VARIANTS[variant]
     epochs = 1 + args.repeats  # the first pair is the warm-up

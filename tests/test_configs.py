@@ -94,7 +94,7 @@ def test_trainer_and_debug_compose(compose_train, trainer: str, debug: str) -> N
 @pytest.mark.parametrize("logger", ["csv", "tensorboard", "[csv,tensorboard]"])
 @pytest.mark.parametrize("callbacks", ["default", "early_stopping", "none"])
 def test_logger_and_callbacks_instantiate(compose_train, tmp_path, logger: str, callbacks: str) -> None:
-    from linzoo.train import instantiate_all
+    from linzoo.instantiation import instantiate_all
 
     cfg = compose_train([f"logger={logger}", f"callbacks={callbacks}"], output_dir=tmp_path)
     assert len(instantiate_all(cfg.logger)) == logger.count(",") + 1

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from linzoo.evaluate import evaluate, load_task
+from linzoo.checkpoints import load_task
+from linzoo.evaluate import evaluate
 from linzoo.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
