@@ -21,22 +21,9 @@ from linzoo.models import DecoderLM
 from linzoo.sampling import sample_checkpoint
 from linzoo.tasks import LanguageModeling
 from linzoo.train import train
+from helpers import ROOT, SHORT, data_overrides, png_size
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_LM = ["model=lm", "model.image_size=7", "model.net.seq_len=49", "model.net.dim=16", "model.net.depth=1"]
-SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
-         "data.batch_size=32", "data.eval_batch_size=100", "callbacks.progress_bar.refresh_rate=0"]
-
-
-def data_overrides(root: Path) -> list[str]:
-    return ["data=mnist", f"data.root={root}", "data.download=false", "data.val_size=200"]
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        image.load()
-        return image.size
 
 
 def grid_size(num_images: int, nrow: int, side: int, padding: int = 2) -> tuple[int, int]:

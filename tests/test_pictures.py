@@ -19,26 +19,13 @@ from linzoo.callbacks.pictures import fresh_path
 from linzoo.evaluate import evaluate
 from linzoo.tasks import Autoencoding
 from linzoo.train import train
+from helpers import SHORT, data_overrides, png_size
 
 TINY_MLP = ["model=mlp", "model.net.hidden_dims=[32]"]
 TINY_AE = ["model=autoencoder", "model.net.hidden_dims=[32]", "model.net.latent_dim=8"]
-SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
-         "data.batch_size=32", "data.eval_batch_size=100", "callbacks.progress_bar.refresh_rate=0"]
 CURVES_SIZE = (1000, 400)
 LATENT_MAP_SIZE = (700, 600)
 CONFUSION_SIZE = (700, 600)
-
-
-def data_overrides(root: Path) -> list[str]:
-    return ["data=mnist", f"data.root={root}", "data.download=false", "data.val_size=200"]
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG, after checking that PIL reads it as one."""
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        image.load()  # decodes every pixel: a truncated file fails here
-        return image.size
 
 
 def grid_size(num_images: int, nrow: int, side: int = 28, padding: int = 2) -> tuple[int, int]:

@@ -15,23 +15,7 @@ from linzoo.checkpoints import load_task
 from linzoo.evaluate import evaluate
 from linzoo.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["autoencoder", "cnn", "lm", "mixer", "mlp", "transformer"]
-# Small nets and few batches: each run takes seconds on a 2-core CPU.
-TINY = {
-    "mlp": ["model.net.hidden_dims=[32]"],
-    "cnn": ["model.net.channels=[8,16]"],
-    "transformer": ["model.net.dim=16", "model.net.depth=1", "model.net.num_heads=2", "model.net.patch_size=7"],
-    "mixer": ["model.net.dim=16", "model.net.depth=1", "model.net.patch_size=7"],
-    "autoencoder": ["model.net.hidden_dims=[32]", "model.net.latent_dim=8"],
-    "lm": ["model.image_size=7", "model.net.seq_len=49", "model.net.dim=16", "model.net.depth=1"],
-}
-SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
-         "data.batch_size=32", "data.eval_batch_size=100", "callbacks.progress_bar.refresh_rate=0"]
-
-
-def data_overrides(root: Path) -> list[str]:
-    return ["data=mnist", f"data.root={root}", "data.download=false", "data.val_size=200"]
+from helpers import MODELS, ROOT, SHORT, TINY, data_overrides
 
 
 @pytest.mark.parametrize("model", MODELS)
