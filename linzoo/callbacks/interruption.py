@@ -72,6 +72,12 @@ class SaveOnInterrupt(Callback):
         if trainer.state.fn != "fit" or not _weights_are_finite(pl_module):
             return
         path = checkpoint_dir(trainer) / LAST_CHECKPOINT
+        callback = trainer.checkpoint_callback
+        if callback is not None and getattr(callback, "save_last", False):
+            # What ModelCheckpoint does before it writes last.ckpt: the path is part of the
+            # saved state, so the resumed run's ModelCheckpoint overwrites this file later
+            # instead of starting a last-v1.ckpt beside it.
+            callback.last_model_path = str(path)
         trainer.save_checkpoint(path)
         self.checkpoint_path = str(path)
 

