@@ -123,3 +123,44 @@ def test_sigterm_mid_epoch_saves_where_training_is_and_resume_finishes(compose_t
     resumed = train(compose_train([*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
     assert resumed["status"] == "finished" and resumed["epochs"] == 3 and resumed["global_steps"] == 12
     assert all(torch.isfinite(value).all() for value in final_weights(run).values() if value.is_floating_point())
+
+
+# ------------------------------------------------------------ resume with a changed config
+@pytest.fixture
+def mlp_checkpoint(compose_train, fake_mnist_root, tmp_path) -> Path:
+    """A file holding only the linzoo config of a tiny MLP run (all a config check reads)."""
+    from omegaconf import OmegaConf
+
+    from linzoo.checkpoints import CONFIG_KEY
+
+    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root)], output_dir=tmp_path / "x")
+    build = {"model": OmegaConf.to_container(cfg.model, resolve=True),
+             "data": OmegaConf.to_container(cfg.data, resolve=True), "precision": "32-true"}
+    path = tmp_path / "mlp.ckpt"
+    torch.save({CONFIG_KEY: build}, path)
+    return path
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    (["model=cnn", *TINY["cnn"]], "model.net._target_: 'linzoo.models.MLP' -> 'linzoo.models.CNN'"),
+    (["model=mlp", *TINY["mlp"], "optimizer.lr=0.5"], "optimizer.lr: 0.005 -> 0.5"),
+    (["model=mlp", *TINY["mlp"], "data.batch_size=7"], "data.batch_size: 128 -> 7"),
+])
+def test_resume_with_a_changed_config_is_refused_naming_the_keys(compose_train, fake_mnist_root, tmp_path,
+                                                                 mlp_checkpoint, overrides, named) -> None:
+    cfg = compose_train([*overrides, *data_overrides(fake_mnist_root), f"ckpt_path={mlp_checkpoint}"],
+                        output_dir=tmp_path / "run")
+    with pytest.raises(ResumeConfigError, match="Differing keys") as refused:
+        train(cfg)
+    assert named in str(refused.value)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # nothing recorded for a run that did not run
+
+
+def test_resume_may_change_trainer_keys_and_where_data_is_read(mlp_checkpoint) -> None:
+    from linzoo.checkpoints import CONFIG_KEY
+    from linzoo.resume import config_differences
+
+    saved = torch.load(mlp_checkpoint, weights_only=False)[CONFIG_KEY]
+    current = {**saved, "model": {**saved["model"], "compile": True},
+               "data": {**saved["data"], "root": "/elsewhere", "num_workers": 2}}
+    assert config_differences(saved, current) == []
