@@ -47,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     worker = is_launched_worker()
     in_place = check_run_dir(output_dir, job="train", ckpt_path=ckpt_path, view="worker" if worker else "in_job")
     check_precision(cfg.trainer)
+    check_strategy(cfg.trainer)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     build_config = {
         "model": model_cfg,
@@ -153,6 +154,19 @@ def monitor_summary(trainer: L.Trainer, cfg: DictConfig, task: Task) -> dict[str
     if best is not None and not torch.isfinite(torch.tensor(best)):
         best = None
     return {"metric": metric, "mode": mode, "best": best}
+
+
+def check_strategy(trainer_cfg: DictConfig) -> None:
+    """Lightning's FSDPStrategy runs on CUDA GPUs only; say so before anything is written."""
+    strategy = trainer_cfg.get("strategy")
+    target = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and ("FSDP" in target or target.startswith("fsdp")):
+        raise ValueError(
+            f"trainer=fsdp (strategy {target}) needs CUDA GPUs: Lightning's FSDPStrategy refuses "
+            f"accelerator={accelerator} without CUDA. On CPU use trainer=ddp trainer.accelerator=cpu."
+        )
 
 
 def check_precision(trainer_cfg: DictConfig) -> None:

@@ -72,6 +72,18 @@ def test_inside_a_job_hydra_own_files_do_not_count(tmp_path) -> None:
         check_run_dir(tmp_path, job="train", ckpt_path=None, view="before_hydra")
 
 
+def test_ranks_above_zero_see_only_another_runs_results(tmp_path) -> None:
+    """A rank > 0 starts while rank 0 writes this run's config.yaml and logs: those do not
+    count, another run's metrics.json or checkpoints do."""
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "checkpoints").mkdir()
+    assert check_run_dir(tmp_path, job="train", ckpt_path=None, view="worker") is False
+    (tmp_path / "checkpoints" / "epoch_000.ckpt").write_text("x")
+    with pytest.raises(RunDirError):
+        check_run_dir(tmp_path, job="train", ckpt_path=None, view="worker")
+
+
 # ------------------------------------------------ refused from the command line: no byte changes
 @pytest.mark.slow
 def test_refused_command_line_runs_leave_every_byte_of_the_old_run(tmp_path) -> None:
