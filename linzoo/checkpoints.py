@@ -8,11 +8,13 @@ Lightning checkpoint plus ``checkpoint[CONFIG_KEY] = {"model": ..., "data": ...,
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from linzoo.tasks.base import CONFIG_KEY, Task
 
@@ -72,3 +74,71 @@ def model_config_for_resume(ckpt_path: str, *, fallback: dict[str, Any], compile
         return fallback
     log.info("Resuming: the model is rebuilt from the config saved in %s.", ckpt_path)
     return {**saved["model"], "compile": compile}
+
+
+# ----------------------------------------------------------------------------- writing
+# A checkpoint is written to a temp file in its own directory, fsynced, then renamed over
+# the target: a reader sees the old file or the new one, never a part. Temp names are
+# ``.<name>.<pid>.tmp`` (hidden, and not ``*.ckpt``): a temp file left by SIGKILL is never
+# taken for a checkpoint, and the next save into that directory removes it.
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_checkpoint_path(path: Path) -> Path:
+    """Where ``path`` is written before the rename: same directory, hidden, ``.tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete temp checkpoint files that killed writers left in ``directory``; returns them."""
+    directory = Path(directory)
+    stale = sorted(directory.glob(f".*.ckpt.*{TEMP_SUFFIX}")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("Removed %d unfinished checkpoint temp file(s) from %s.", len(stale), directory)
+    return stale
+
+
+def atomic_save(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save(checkpoint, path)`` atomically on a local filesystem.
+
+    Writes ``.<name>.<pid>.tmp`` next to ``path`` (never in ``$TMPDIR``), flushes and fsyncs
+    it, ``os.replace``s it over ``path`` and fsyncs the directory. On any failure the temp
+    file is removed and the previous ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path.parent)
+    temporary = temp_checkpoint_path(path)
+    try:
+        with open(temporary, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO`` with :func:`atomic_save` for local paths.
+
+    Lightning 2.6 saves through fsspec, which on some setups goes through a temp file in
+    ``$TMPDIR`` and then a copy that truncates the target first: a kill during the copy
+    leaves a truncated ``last.ckpt``. Remote URLs (``s3://``...) keep Lightning's path.
+    Pass it as ``Trainer(plugins=[AtomicCheckpointIO()])``; linzoo.train does.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+            return
+        atomic_save(checkpoint, path)

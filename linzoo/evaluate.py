@@ -12,12 +12,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from linzoo.checkpoints import load_task
 from linzoo.instantiation import instantiate_all
-from linzoo.runs import write_metrics
+from linzoo.runs import check_run_dir, is_launched_worker, write_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test the checkpoint ``cfg.ckpt_path`` on its own data config (``data.*`` overrides win)."""
+    """Test the checkpoint ``cfg.ckpt_path`` on its own data config (``data.*`` overrides win).
+
+    Writes into a fresh run directory only (never into the training run's: linzoo/runs.py).
+    """
     output_dir = Path(cfg.paths.output_dir)
+    check_run_dir(output_dir, job="eval", ckpt_path=None, view="worker" if is_launched_worker() else "in_job")
     task, build_config = load_task(cfg.ckpt_path)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -30,12 +34,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results = trainer.test(task, datamodule=datamodule)
     metrics = {
         **{name: float(value) for name, value in results[0].items()},
+        "status": "finished",
         "ckpt_path": str(cfg.ckpt_path),
         "data_source": getattr(datamodule, "source", "unknown"),
         "precision": str(trainer.precision),
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_metrics(output_dir, metrics)
-    print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
-    print(f"Run directory: {output_dir}")
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_metrics(output_dir, metrics)
+        print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        print(f"Run directory: {output_dir}")
     return metrics

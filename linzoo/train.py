@@ -1,13 +1,16 @@
 """Training: config -> instantiate data, task, callbacks, logger, trainer -> fit -> test.
 
 With ``evaluate.py`` and the scripts, the only code that knows Hydra. Every run
-directory gets the resolved ``config.yaml``, ``checkpoints/`` and ``metrics.json``.
+directory gets the resolved ``config.yaml``, ``checkpoints/`` and ``metrics.json``
+(strict JSON, with ``"status"``: finished, interrupted or diverged; see linzoo/runs.py).
+Only global rank 0 writes files and prints the summary.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from linzoo.checkpoints import existing_checkpoint, model_config_for_resume
+from linzoo.callbacks.divergence import DivergenceError, StopOnDivergence
+from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
+from linzoo.callbacks.rng_state import RestoreRNGStates
+from linzoo.checkpoints import CONFIG_KEY, AtomicCheckpointIO, existing_checkpoint, read_checkpoint, remove_stale_temp_files
 from linzoo.instantiation import instantiate_all
 from linzoo.models.summary import count_parameters
-from linzoo.runs import ensure_fresh_run_dir, write_metrics
+from linzoo.resume import check_resume_config
+from linzoo.runs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
 from linzoo.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -29,42 +36,67 @@ CPU_ONLY_PRECISIONS_FORBIDDEN = ("16-mixed", "16", "16-true")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train, validate and test the model of ``cfg``; returns what ``metrics.json`` holds."""
+    """Train, validate and test the model of ``cfg``; returns what ``metrics.json`` holds.
+
+    Raises :class:`DivergenceError` after a non-finite loss and :class:`RunInterrupted`
+    (a ``SystemExit``, status 143 or 130) after SIGTERM/SIGINT, in both cases after
+    writing ``metrics.json``.
+    """
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = existing_checkpoint(cfg.get("ckpt_path"))
-    ensure_fresh_run_dir(output_dir, resuming_from=ckpt_path)
+    worker = is_launched_worker()
+    in_place = check_run_dir(output_dir, job="train", ckpt_path=ckpt_path, view="worker" if worker else "in_job")
     check_precision(cfg.trainer)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
-
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    check_strategy(cfg.trainer)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if ckpt_path is not None:
-        model_cfg = model_config_for_resume(ckpt_path, fallback=model_cfg, compile=cfg.get("compile", False))
-    task: Task = instantiate(model_cfg)
-    task.build_config = {
+    build_config = {
         "model": model_cfg,
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "precision": str(cfg.trainer.get("precision", "32-true")),
     }
-    callbacks = instantiate_all(cfg.get("callbacks"))
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, build_config)
+    if not worker:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if in_place:
+            keep_csv_log(output_dir)
+            remove_stale_temp_files(output_dir / "checkpoints")
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    task: Task = instantiate(model_cfg)
+    task.build_config = build_config
+    interruption = SaveOnInterrupt()
+    callbacks = [*instantiate_all(cfg.get("callbacks")), StopOnDivergence(), interruption, RestoreRNGStates()]
     loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
     start = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    status, failure = "finished", None
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    except DivergenceError as error:
+        status, failure = "diverged", error
+    except SystemExit:  # Lightning's SIGTERMException, or sys.exit(1) after a KeyboardInterrupt
+        if interruption.signal_name is None:
+            raise
+        status = "interrupted"
     fit_seconds = time.perf_counter() - start
 
     best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test_metrics: dict[str, float] = {}
-    if cfg.get("test", True):
+    if status == "finished" and cfg.get("test", True):
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint or None)
         test_metrics = {name: float(value) for name, value in results[0].items()} if results else {}
 
     metrics = {
         **test_metrics,
+        "status": status,
+        "monitor": monitor_summary(trainer, cfg, task),
         "model": type(task.net).__name__,
         "task": type(task).__name__,
         "data_source": getattr(datamodule, "source", "unknown"),
@@ -78,10 +110,63 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),
     }
-    write_metrics(output_dir, metrics)
-    print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
-    print(f"Run directory: {output_dir}")
+    if status == "interrupted":
+        metrics["interrupted_by"] = interruption.signal_name
+        metrics["resume_from"] = interruption.checkpoint_path
+    if failure is not None:
+        metrics["error"] = str(failure)
+    if trainer.is_global_zero:
+        write_metrics(output_dir, metrics)
+        if status == "finished":
+            print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        print(f"Run directory: {output_dir}")
+    if failure is not None:
+        raise DivergenceError(str(failure)) from None
+    if status == "interrupted":
+        if trainer.is_global_zero:
+            where = f"; resume with ckpt_path={interruption.checkpoint_path}" if interruption.checkpoint_path else ""
+            print(f"Interrupted by {interruption.signal_name}{where} (same hydra.run.dir).", file=sys.stderr)
+        raise RunInterrupted(interruption.exit_code)
     return metrics
+
+
+def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:
+    """Refuse to resume with a config that differs from the checkpoint's (linzoo/resume.py)."""
+    saved = read_checkpoint(ckpt_path).get(CONFIG_KEY)
+    if saved is None:
+        log.warning("%s holds no linzoo config; resuming with the config given now.", ckpt_path)
+        return
+    check_resume_config(saved, build_config, ckpt_path=ckpt_path)
+
+
+def monitor_summary(trainer: L.Trainer, cfg: DictConfig, task: Task) -> dict[str, Any]:
+    """``{"metric": name, "mode": "min"|"max", "best": float | None}`` of the validation
+    metric that picks the best checkpoint (best: the checkpoint callback's best score, else
+    the metric's last value; None when never measured or not finite)."""
+    callback = trainer.checkpoint_callback
+    monitor = cfg.get("monitor") or {}
+    metric = getattr(callback, "monitor", None) or monitor.get("metric") or task.main_metric
+    mode = getattr(callback, "mode", None) or monitor.get("mode") or task.main_metric_mode
+    score = getattr(callback, "best_model_score", None)
+    if score is None:
+        score = trainer.callback_metrics.get(metric)
+    best = None if score is None else float(score)
+    if best is not None and not torch.isfinite(torch.tensor(best)):
+        best = None
+    return {"metric": metric, "mode": mode, "best": best}
+
+
+def check_strategy(trainer_cfg: DictConfig) -> None:
+    """Lightning's FSDPStrategy runs on CUDA GPUs only; say so before anything is written."""
+    strategy = trainer_cfg.get("strategy")
+    target = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and ("FSDP" in target or target.startswith("fsdp")):
+        raise ValueError(
+            f"trainer=fsdp (strategy {target}) needs CUDA GPUs: Lightning's FSDPStrategy refuses "
+            f"accelerator={accelerator} without CUDA. On CPU use trainer=ddp trainer.accelerator=cpu."
+        )
 
 
 def check_precision(trainer_cfg: DictConfig) -> None:

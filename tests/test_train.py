@@ -163,6 +163,11 @@ def test_resume_into_the_same_run_directory_keeps_the_earlier_csv_log(compose_tr
     train(compose_train(common, output_dir=tmp_path / "run"))
     first_log = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    train(compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={last}"], output_dir=tmp_path / "run"))
+    resume = compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={last}"], output_dir=tmp_path / "run")
+    with pytest.raises(FileExistsError, match="finished"):  # a finished run is continued into a new directory
+        train(resume)
+    (tmp_path / "run" / "metrics.json").unlink()  # as if killed (SIGKILL) before the end: unfinished
+    train(resume)
     assert (tmp_path / "run" / "csv" / "metrics-before-resume-1.csv").read_text() == first_log
     assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "finished"

