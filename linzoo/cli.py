@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 from linzoo.config import register_configs
+from linzoo.errors import reporting_user_errors
 
 # The repository's configs/, next to the package. An absolute path: a relative one is taken
 # by Hydra as a module path (pkg://configs) once the entry point lives in a package.
@@ -22,6 +25,19 @@ CONFIG_PATH = str(Path(__file__).resolve().parents[1] / "configs")
 register_configs()
 
 
+def user_errors_in_one_line(entry: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a ``hydra.main`` entry point: a user's mistake (bad value, misspelled key or option,
+    missing file) prints one message and exits 2; ``HYDRA_FULL_ERROR=1`` shows the traceback."""
+
+    @functools.wraps(entry)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with reporting_user_errors():
+            return entry(*args, **kwargs)
+
+    return run
+
+
+@user_errors_in_one_line
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def train(cfg: DictConfig) -> Any:
     from linzoo.train import train as run_training
@@ -29,6 +45,7 @@ def train(cfg: DictConfig) -> Any:
     return run_training(cfg)
 
 
+@user_errors_in_one_line
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def evaluate(cfg: DictConfig) -> Any:
     from linzoo.evaluate import evaluate as run_evaluation
@@ -36,6 +53,7 @@ def evaluate(cfg: DictConfig) -> Any:
     return run_evaluation(cfg)
 
 
+@user_errors_in_one_line
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample")
 def sample(cfg: DictConfig) -> None:
     from linzoo.sampling import sample_checkpoint
