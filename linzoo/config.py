@@ -134,11 +134,23 @@ def _model_schemas() -> dict[str, dict[str, type]]:
     nets = {"mlp": MLP, "cnn": CNN, "transformer": VisionTransformer, "autoencoder": Autoencoder,
             "lm": DecoderLM, "mixer": MLPMixer}
     tasks = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}
+    datamodule = schema_from_signature(MNISTDataModule)
     return {
         "net": {name: schema_from_signature(cls) for name, cls in nets.items()},
         "task": {name: schema_from_signature(cls) for name, cls in tasks.items()},
-        "data": {"datamodule": schema_from_signature(MNISTDataModule)},
+        "data": {"datamodule": datamodule, "overrides": overrides_of(datamodule)},
     }
+
+
+def overrides_of(schema: type) -> type:
+    """The schema with every field optional and null (eval.py's ``data.*``: null keeps the checkpoint's value)."""
+    specs = []
+    for spec in fields(schema):
+        if spec.name == "_target_":
+            continue
+        kind = Any if spec.type is Any or spec.type == "Any" else Optional[spec.type]
+        specs.append((spec.name, kind, field(default=None)))
+    return make_dataclass(f"{schema.__name__.removesuffix('Config')}Overrides", specs)
 
 
 def lm_vocab_size(levels: int, conditional: bool, num_classes: int) -> int:

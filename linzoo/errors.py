@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "closest",
     "did_you_mean",
+    "exiting_on_user_error",
     "reporting_user_errors",
     "user_message",
 ]
@@ -188,7 +189,7 @@ def _omegaconf_message(error: Any, *, override: str | None = None) -> str:
     if isinstance(error, MissingMandatoryValue):
         return f"{full_key} is required but was not given. Fix: add {full_key}=... to the command."
     if isinstance(error, ValidationError):
-        match = re.search(r"Value '(.*)' (?:of type '\w+' )?(?:could not be converted to (\w+)|is not a valid (\w+))", first_line)
+        match = re.search(r"Value '(.*?)' (?:of type '\w+' )?(?:could not be converted to (\w+)|is not a valid (\w+))", first_line)
         if match:
             value, kind = match.group(1), match.group(2) or match.group(3)
             expected = _TYPE_WORDS.get(kind, kind)
@@ -227,6 +228,18 @@ def _report(error: BaseException) -> None:
         raise error
     sys.stderr.write(f"Error: {message}\n")
     sys.exit(USAGE_ERROR_EXIT_CODE)
+
+
+@contextlib.contextmanager
+def exiting_on_user_error() -> Iterator[None]:
+    """Around a command's body: a user error prints one line and exits 2 (SystemExit passes
+    through Hydra's job runner, which would otherwise print its own "Error executing job" line)."""
+    try:
+        yield
+    except Exception as error:
+        if full_traceback_wanted() or user_message(error) is None:
+            raise
+        _report(error)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from linzoo.instantiation import instantiate_all
 from linzoo.models.summary import count_parameters
 from linzoo.runs import ensure_fresh_run_dir, write_metrics
 from linzoo.tasks.base import Task
+from linzoo.validation import check_train_config, warn_unused_role_overrides
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ CPU_ONLY_PRECISIONS_FORBIDDEN = ("16-mixed", "16", "16-true")
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, validate and test the model of ``cfg``; returns what ``metrics.json`` holds."""
+    check_train_config(cfg)  # bad values fail here, before anything is built or written
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = existing_checkpoint(cfg.get("ckpt_path"))
     ensure_fresh_run_dir(output_dir, resuming_from=ckpt_path)
@@ -44,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path is not None:
         model_cfg = model_config_for_resume(ckpt_path, fallback=model_cfg, compile=cfg.get("compile", False))
     task: Task = instantiate(model_cfg)
+    warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = {
         "model": model_cfg,
         "data": OmegaConf.to_container(cfg.data, resolve=True),

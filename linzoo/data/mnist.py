@@ -216,6 +216,10 @@ class MNISTDataModule(L.LightningDataModule):
         )
         self.source = SAMPLE_SOURCE
 
+    def missing_reason(self) -> str:
+        """Why the full data is missing, in one clause (``"MNIST not found in /x/MNIST/raw (no files)"``)."""
+        return self._missing_reason()
+
     def _missing_reason(self) -> str:
         where = str(torchvision_files.raw_folder(self.root, self.info.torchvision_class))
         if self.dataset == "fashion_mnist":
