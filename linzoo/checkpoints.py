@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,21 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
     checkpoints you trust.
     """
     path = existing_checkpoint(ckpt_path)
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"ckpt_path={ckpt_path} is not a readable checkpoint (torch.load: {reason}); it may be another kind "
+            "of file, or truncated. Fix: point it at a .ckpt written by scripts/train.py, such as "
+            "<run dir>/checkpoints/last.ckpt."
+        ) from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(
+            f"ckpt_path={ckpt_path} holds a {type(checkpoint).__name__}, not a checkpoint. Fix: point it at a "
+            ".ckpt written by scripts/train.py, such as <run dir>/checkpoints/last.ckpt."
+        )
+    return checkpoint
 
 
 def load_task(ckpt_path: str | Path) -> tuple[Task, dict[str, Any]]:

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from linzoo.config import register_configs
+from linzoo.errors import exiting_on_user_error, reporting_user_errors
 
 # The repository's configs/, next to the package. An absolute path: a relative one is taken
 # by Hydra as a module path (pkg://configs) once the entry point lives in a package.
@@ -22,24 +25,52 @@ CONFIG_PATH = str(Path(__file__).resolve().parents[1] / "configs")
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+    """``hydra.main`` for a linzoo command (config ``configs/<config_name>.yaml``), where a user's
+    mistake (bad value, misspelled key or option, missing or corrupt file) prints one message
+    and exits 2, both when Hydra composes the config and while the command runs;
+    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead."""
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+        @functools.wraps(task)
+        def task_exiting_on_user_error(cfg: DictConfig) -> Any:
+            with exiting_on_user_error():
+                return task(cfg)
+
+        main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(
+            task_exiting_on_user_error
+        )
+
+        @functools.wraps(main)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with reporting_user_errors():
+                return main(*args, **kwargs)
+
+        return run
+
+    return decorate
+
+
+@command("train")
 def train(cfg: DictConfig) -> Any:
     from linzoo.train import train as run_training
 
     return run_training(cfg)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+@command("eval")
 def evaluate(cfg: DictConfig) -> Any:
     from linzoo.evaluate import evaluate as run_evaluation
 
     return run_evaluation(cfg)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample")
+@command("sample")
 def sample(cfg: DictConfig) -> None:
     from linzoo.sampling import sample_checkpoint
+    from linzoo.validation import check_sample_options
 
+    check_sample_options(cfg)
     path = sample_checkpoint(
         ckpt_path=cfg.ckpt_path,
         num=cfg.num,

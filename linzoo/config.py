@@ -1,24 +1,115 @@
-"""Hydra registrations (Hydra-aware: entry points only): the ``linear`` schema and a resolver.
+"""Hydra registrations (Hydra-aware: entry points only): typed schemas and a resolver.
 
-The schema pre-declares an override slot for every role, so the plain override
-``linear.roles.attn_out.init=zeros`` works without Hydra's ``+`` append syntax. Slots
-left at null inherit the group-level value; ``LinearSpec`` validates names and values.
+Every config value has a real type at composition time. The schemas are dataclasses
+registered in Hydra's ConfigStore; the YAMLs build on them through their defaults list,
+so ``linear.bias=no``, ``model.net.depth=two`` or ``data.batch_size=abc`` fail while the
+config is composed (well under a second), naming the key, the value and the type.
+
+- ``linear/schema``: the Linear factory's options (:class:`LinearSpec`), typed, with an
+  override slot for every role, so ``linear.roles.attn_out.init=zeros`` works without
+  Hydra's ``+`` and a misspelled role is refused.
+- ``schema/net/<model>``, ``schema/task/<task>``, ``schema/data/datamodule``: built from the
+  keyword arguments of the class each config instantiates (``MLP.__init__``, ...), so a
+  schema never drifts from the code it configures.
+
 The resolver ``${lm_vocab_size:levels,conditional,num_classes}`` sizes the LM's vocabulary,
 so ``model.levels=16`` or ``model.conditional=true`` need no second override.
 """
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, field, fields, make_dataclass
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from linzoo.layers.linear import ROLES, LinearSpec, overridable_fields
 
+_PRIMITIVES = (bool, int, float, str)
+
+
+def omegaconf_type(annotation: Any) -> Any:
+    """The closest type OmegaConf can check for a Python annotation; ``Any`` when none is.
+
+    ``int``/``float``/``bool``/``str`` stay; ``X | None`` -> ``Optional[X]``; sequences of a
+    primitive -> ``list[X]``; a ``Literal`` of strings -> ``str``; in other unions the
+    members OmegaConf cannot check (tensors, paths, classes) are dropped, and a single
+    primitive left is used (``str | os.PathLike`` -> ``str``); ``int | float`` -> ``Any``.
+    """
+    if annotation in _PRIMITIVES:
+        return annotation
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return str if all(isinstance(arg, str) for arg in args) else Any
+    if origin in (Union, types.UnionType):
+        optional = type(None) in args
+        members = [omegaconf_type(arg) for arg in args if arg is not type(None)]
+        members = [member for member in members if member is not Any]
+        if len(members) == 1 and len(args) - optional <= 2 and not (optional and members[0] is Any):
+            kept = members[0]
+            # str | PathLike -> str is fine; int | float must not become int.
+            numeric = {arg for arg in args if arg in (int, float)}
+            if len(numeric) > 1:
+                return Any
+            return Optional[kept] if optional else kept
+        return Any
+    if origin in (list, tuple, Sequence, typing.Sequence) and args:
+        item = args[0]
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) and len(set(args)) != 1:
+            return Any
+        item_type = omegaconf_type(item)
+        return list[item_type] if item_type in _PRIMITIVES else Any
+    return Any
+
+
+def schema_from_signature(cls: Callable[..., Any], *, name: str | None = None, skip: Sequence[str] = ()) -> type:
+    """A dataclass with ``_target_`` and one typed field per keyword argument of ``cls``.
+
+    Defaults are the signature's when OmegaConf can hold them, else ``None`` (field typed Any).
+    """
+    hints = typing.get_type_hints(cls.__init__)
+    target = f"{cls.__module__}.{cls.__qualname__}"
+    specs: list[tuple[str, Any, Any]] = [("_target_", str, field(default=target))]
+    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name in skip:
+            continue
+        kind = omegaconf_type(hints.get(parameter.name, Any))
+        default = parameter.default
+        if default is inspect.Parameter.empty:
+            specs.append((parameter.name, kind, field(default=None) if kind is Any else MISSING))
+            continue
+        if isinstance(default, tuple):
+            default = list(default)
+        if isinstance(default, list):
+            specs.append((parameter.name, kind, field(default_factory=lambda value=default: list(value))))
+        elif default is None or isinstance(default, _PRIMITIVES):
+            specs.append((parameter.name, kind, field(default=default)))
+        else:
+            specs.append((parameter.name, Any, field(default=None)))
+    specs = [spec if spec[2] is not MISSING else (spec[0], spec[1]) for spec in specs]
+    required = [spec for spec in specs if len(spec) == 2]
+    optional = [spec for spec in specs if len(spec) == 3]
+    return make_dataclass(name or f"{cls.__name__}Config", [*required, *optional])
+
+
+# ----------------------------------------------------------------------- linear
+_LINEAR_FIELD_TYPES = typing.get_type_hints(LinearSpec)
+
+
+def _optional_field_type(name: str) -> Any:
+    """A role override slot: the field's type, but null allowed (null = inherit)."""
+    kind = omegaconf_type(_LINEAR_FIELD_TYPES[name])
+    return Any if kind is Any else Optional[kind]
+
+
 RoleOverrideConfig = make_dataclass(
-    "RoleOverrideConfig", [(name, Optional[Any], None) for name in overridable_fields()]
+    "RoleOverrideConfig", [(name, _optional_field_type(name), None) for name in overridable_fields()]
 )
 
 
@@ -27,10 +118,39 @@ def _spec_field(name: str) -> tuple[str, Any, Any]:
         return name, dict[str, RoleOverrideConfig], field(default_factory=lambda: {r: RoleOverrideConfig() for r in ROLES})
     spec_field = next(f for f in fields(LinearSpec) if f.name == name)
     default = spec_field.default if spec_field.default is not MISSING else None
-    return name, Optional[Any], default
+    return name, omegaconf_type(_LINEAR_FIELD_TYPES[name]), default
 
 
 LinearConfig = make_dataclass("LinearConfig", [_spec_field(f.name) for f in fields(LinearSpec)])
+
+
+# ----------------------------------------------------------------------- models, tasks, data
+def _model_schemas() -> dict[str, dict[str, type]]:
+    """``{"net": {"mlp": MLPConfig, ...}, "task": {...}, "data": {...}}`` from the classes' signatures."""
+    from linzoo.data import MNISTDataModule
+    from linzoo.models import CNN, MLP, Autoencoder, DecoderLM, MLPMixer, VisionTransformer
+    from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
+
+    nets = {"mlp": MLP, "cnn": CNN, "transformer": VisionTransformer, "autoencoder": Autoencoder,
+            "lm": DecoderLM, "mixer": MLPMixer}
+    tasks = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}
+    datamodule = schema_from_signature(MNISTDataModule)
+    return {
+        "net": {name: schema_from_signature(cls) for name, cls in nets.items()},
+        "task": {name: schema_from_signature(cls) for name, cls in tasks.items()},
+        "data": {"datamodule": datamodule, "overrides": overrides_of(datamodule)},
+    }
+
+
+def overrides_of(schema: type) -> type:
+    """The schema with every field optional and null (eval.py's ``data.*``: null keeps the checkpoint's value)."""
+    specs = []
+    for spec in fields(schema):
+        if spec.name == "_target_":
+            continue
+        kind = Any if spec.type is Any or spec.type == "Any" else Optional[spec.type]
+        specs.append((spec.name, kind, field(default=None)))
+    return make_dataclass(f"{schema.__name__.removesuffix('Config')}Overrides", specs)
 
 
 def lm_vocab_size(levels: int, conditional: bool, num_classes: int) -> int:
@@ -40,7 +160,16 @@ def lm_vocab_size(levels: int, conditional: bool, num_classes: int) -> int:
 
 
 def register_configs() -> None:
-    """Store the ``linear`` schema as ``linear/schema`` (the linear YAMLs build on it) and
-    register the ``lm_vocab_size`` resolver (configs/model/lm.yaml uses it)."""
-    ConfigStore.instance().store(group="linear", name="schema", node=LinearConfig)
+    """Store the schemas (``linear/schema``, ``schema/net/<model>``, ``schema/task/<task>``,
+    ``schema/data/datamodule``; the YAMLs build on them) and register the ``lm_vocab_size``
+    resolver (configs/model/lm.yaml uses it)."""
+    store = ConfigStore.instance()
+    store.store(group="linear", name="schema", node=LinearConfig)
+    for kind, schemas in _model_schemas().items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{kind}", name=name, node=schema)
     OmegaConf.register_new_resolver("lm_vocab_size", lm_vocab_size, replace=True)
+
+
+__all__ = ["LinearConfig", "RoleOverrideConfig", "lm_vocab_size", "omegaconf_type", "register_configs",
+           "schema_from_signature"]

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.checkpoints import load_task
 from linzoo.instantiation import instantiate_all
 from linzoo.runs import check_run_dir, is_launched_worker, write_metrics
+from linzoo.validation import check_eval_config, eval_data_config, load_eval_data
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -20,13 +21,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     Writes into a fresh run directory only (never into the training run's: linzoo/runs.py).
     """
+    check_eval_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     check_run_dir(output_dir, job="eval", ckpt_path=None, view="worker" if is_launched_worker() else "in_job")
     task, build_config = load_task(cfg.ckpt_path)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    data_cfg = OmegaConf.merge(build_config["data"], cfg.get("data") or {})
+    trained_source = build_config.get("data_source")
+    data_cfg = eval_data_config(build_config["data"], cfg.get("data"), trained_source=trained_source)
     datamodule: L.LightningDataModule = instantiate(data_cfg)
+    load_eval_data(datamodule, ckpt_path=str(cfg.ckpt_path), trained_source=trained_source)
     trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
     trainer: L.Trainer = instantiate(
         trainer_cfg, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False

@@ -29,6 +29,7 @@ from linzoo.models.summary import count_parameters
 from linzoo.resume import check_resume_config
 from linzoo.runs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
 from linzoo.tasks.base import Task
+from linzoo.validation import check_train_config, warn_unused_role_overrides
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (a ``SystemExit``, status 143 or 130) after SIGTERM/SIGINT, in both cases after
     writing ``metrics.json``.
     """
+    check_train_config(cfg)  # bad values fail here, before anything is built or written
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = existing_checkpoint(cfg.get("ckpt_path"))
     worker = is_launched_worker()
@@ -67,6 +69,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     task: Task = instantiate(model_cfg)
+    warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
     interruption = SaveOnInterrupt()
     callbacks = [*instantiate_all(cfg.get("callbacks")), StopOnDivergence(), interruption, RestoreRNGStates()]

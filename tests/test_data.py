@@ -108,8 +108,15 @@ def test_train_shuffling_is_seeded_and_differs_between_epochs(fake_mnist_root) -
 
 
 # ------------------------------------------------------------------ the offline sample
-def test_missing_files_fall_back_to_the_sample_with_one_warning(tmp_path) -> None:
-    datamodule = MNISTDataModule(root=tmp_path / "empty", download=False)
+@pytest.fixture
+def nothing_configured(monkeypatch, tmp_path) -> None:
+    """A first run: no data.root, no $LINZOO_DATA, an empty working directory."""
+    monkeypatch.delenv("LINZOO_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_missing_files_fall_back_to_the_sample_with_one_warning(nothing_configured) -> None:
+    datamodule = MNISTDataModule(download=False)
     caught = setup_recording_warnings(datamodule)
     assert len(caught) == 1
     message = str(caught[0].message)
@@ -123,7 +130,7 @@ def test_missing_files_fall_back_to_the_sample_with_one_warning(tmp_path) -> Non
     assert images.shape == (128, 1, 28, 28) and images.dtype == torch.float32 and labels.dtype == torch.int64
 
 
-def test_failed_download_falls_back_fast_with_a_socket_timeout(monkeypatch, tmp_path) -> None:
+def test_failed_download_falls_back_fast_with_a_socket_timeout(monkeypatch, nothing_configured) -> None:
     calls = []
 
     def offline_download(self) -> None:  # what torchvision raises without network
@@ -131,7 +138,7 @@ def test_failed_download_falls_back_fast_with_a_socket_timeout(monkeypatch, tmp_
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror, got:\n<urlopen error offline>\n")
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline_download)
-    datamodule = MNISTDataModule(root=tmp_path, download=True)
+    datamodule = MNISTDataModule(download=True)
     datamodule.prepare_data()
     caught = setup_recording_warnings(datamodule)
     assert calls == [torchvision_files.DOWNLOAD_TIMEOUT_S]  # tried once, never hangs unbounded
@@ -192,11 +199,13 @@ def test_fashion_mnist_from_the_debian_folder(fake_mnist_writer, monkeypatch, tm
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"dataset": "cifar10"}, "Unknown dataset 'cifar10'"),
-        ({"source": "maybe"}, "Unknown source"),
+        ({"dataset": "cifar10"}, "data.dataset=cifar10: expected one of fashion_mnist, mnist"),
+        ({"source": "maybe"}, "data.source=maybe: expected one of auto, full, sample"),
         ({"dataset": "fashion_mnist", "source": "sample"}, "no offline sample"),
-        ({"batch_size": 0}, "batch_size must be at least 1"),
-        ({"val_size": 0}, "val_size must be at least 1"),
+        ({"batch_size": 0}, r"data.batch_size=0: expected an integer >= 1\. Fix: data.batch_size=128"),
+        ({"val_size": 0}, "data.val_size=0: expected an integer >= 1"),
+        ({"batch_size": "abc"}, "data.batch_size=abc: expected an integer >= 1"),
+        ({"num_workers": -1}, "data.num_workers=-1: expected an integer >= 0"),
     ],
 )
 def test_bad_arguments_error_clearly(kwargs, match) -> None:

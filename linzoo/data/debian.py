@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
+from linzoo.data import idx
 from linzoo.data.tensor_dataset import ImageTensorDataset
 
 __all__ = ["DEBIAN_FASHION_MNIST_DIR", "has_debian_fashion_mnist", "read_debian_fashion_mnist", "read_idx_gz"]
@@ -18,7 +17,6 @@ _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_UINT8 = 0x08
 
 
 def has_debian_fashion_mnist(folder: Path | None = None) -> bool:
@@ -26,22 +24,20 @@ def has_debian_fashion_mnist(folder: Path | None = None) -> bool:
     return all((folder / name).is_file() for pair in _FILES.values() for name in pair)
 
 
-def read_idx_gz(path: Path) -> Tensor:
-    """A gzipped uint8 idx file (big-endian header: magic, then one int32 per dimension) as a uint8 tensor."""
-    data = gzip.decompress(path.read_bytes())
-    magic = int.from_bytes(data[0:4], "big")
-    dtype_code, ndim = (magic >> 8) & 0xFF, magic & 0xFF
-    if magic >> 16 != 0 or dtype_code != _UINT8:
-        raise ValueError(f"{path} is not a uint8 idx file (magic {magic:#010x})")
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=4 + 4 * ndim).view(shape)
+def read_idx_gz(path: Path, *, kind: str = "images", verify_checksum: bool = True) -> Tensor:
+    """A gzipped uint8 idx file as a uint8 tensor, checked (:func:`linzoo.data.idx.read_idx`)."""
+    return idx.read_idx(path, kind=kind, dataset="FashionMNIST", verify_checksum=verify_checksum)
 
 
-def read_debian_fashion_mnist(folder: Path | None = None) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+def read_debian_fashion_mnist(
+    folder: Path | None = None, *, verify_checksums: bool = True
+) -> tuple[ImageTensorDataset, ImageTensorDataset]:
     """The official train and test sets: ``uint8 [N, 1, 28, 28]`` + ``int64 [N]``."""
     folder = DEBIAN_FASHION_MNIST_DIR if folder is None else folder
-    train, test = (
-        ImageTensorDataset(read_idx_gz(folder / images), read_idx_gz(folder / labels).long())
-        for images, labels in _FILES.values()
-    )
-    return train, test
+    splits = []
+    for images_name, labels_name in _FILES.values():
+        images = read_idx_gz(folder / images_name, kind="images", verify_checksum=verify_checksums)
+        labels = read_idx_gz(folder / labels_name, kind="labels", verify_checksum=verify_checksums)
+        idx.check_pair(images, labels, images_path=folder / images_name, labels_path=folder / labels_name)
+        splits.append(ImageTensorDataset(images, labels.long()))
+    return splits[0], splits[1]

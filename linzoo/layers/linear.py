@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -25,6 +26,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from linzoo.checks import check_dataclass_types, check_value_type
+from linzoo.errors import ConfigError
 
 __all__ = [
     "BIAS_INITS",
@@ -113,6 +117,9 @@ class LinearSpec:
     dtype: str | None = None
 
     def __post_init__(self) -> None:
+        check_dataclass_types(self, prefix="linear.")  # bias="no" is an error, not True
+        if self.std <= 0:
+            raise ConfigError("linear.std", self.std, "a standard deviation > 0", "linear.std=0.02")
         _check_name("init", self.init, WEIGHT_INITS)
         _check_name("bias_init", self.bias_init, BIAS_INITS)
         _check_name("policy", self.policy, POLICIES)
@@ -127,6 +134,7 @@ class LinearSpec:
             _check_name("role in linear.roles", role, ROLES)
             for key, value in overrides.items():
                 _check_name(f"key in linear.roles.{role}", key, overridable)
+                check_value_type(f"linear.roles.{role}.{key}", value, _FIELD_TYPES[key])
                 if key in ("init", "bias_init"):
                     _check_name(f"linear.roles.{role}.{key}", value, WEIGHT_INITS if key == "init" else BIAS_INITS)
 
@@ -158,6 +166,9 @@ class LinearSpec:
     @property
     def torch_dtype(self) -> torch.dtype | None:
         return None if self.dtype is None else _DTYPES[self.dtype]
+
+
+_FIELD_TYPES = typing.get_type_hints(LinearSpec)
 
 
 def overridable_fields() -> tuple[str, ...]:
@@ -404,6 +415,12 @@ def make_linear(
     Returns:
         A :class:`FactoryLinear` (an ``nn.Linear``), or a :class:`FactoryLazyLinear`.
     """
+    for name, size in (("in_features", in_features), ("out_features", out_features)):
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ValueError(
+                f"make_linear(role={role!r}): {name}={size}, expected an integer >= 1 (a layer of width 0 "
+                "cannot learn). Fix: give every width of the model (dim, hidden_dims, ...) a value >= 1."
+            )
     if out_features % chunks != 0:
         raise ValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
     layer_spec = as_linear_spec(spec).for_role(role)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
+
+from linzoo.checks import check_net_options
+from linzoo.errors import did_you_mean
 
 __all__ = ["create_model", "list_models", "register_model"]
 
@@ -29,7 +33,15 @@ def register_model(name: str) -> Callable[[ModelClass], ModelClass]:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` with keyword arguments ``kwargs``."""
     if name not in _MODELS:
-        raise ValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.")
+        raise ValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.{did_you_mean(name, _MODELS)}")
+    accepted = [p for p in inspect.signature(_MODELS[name]).parameters if p not in ("self", "args", "kwargs")]
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(
+                f"create_model({name!r}) got an unknown option {key}={kwargs[key]!r}.{did_you_mean(key, accepted)} "
+                f"Valid options: {', '.join(accepted)}."
+            )
+    check_net_options(kwargs)
     return _MODELS[name](**kwargs)
 
 
