@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "name_of", "register_model"]
 
 ModelClass = TypeVar("ModelClass", bound=Callable[..., nn.Module])
 
@@ -36,3 +36,11 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 def list_models() -> list[str]:
     """Sorted names of all registered models."""
     return sorted(_MODELS)
+
+
+def name_of(model_class: type) -> str:
+    """The registry name of ``model_class`` (``"mlp"`` for ``MLP``)."""
+    for name, registered in _MODELS.items():
+        if registered is model_class:
+            return name
+    raise ValueError(f"{model_class.__name__} is not a registered model; valid: {', '.join(list_models())}.")
