@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -14,7 +15,9 @@ from omegaconf import DictConfig
 
 from linzoo.config import register_configs
 
-CONFIG_PATH = "../configs"  # the repository's configs/, next to the package
+# The repository's configs/, next to the package. An absolute path: a relative one is taken
+# by Hydra as a module path (pkg://configs) once the entry point lives in a package.
+CONFIG_PATH = str(Path(__file__).resolve().parents[1] / "configs")
 
 register_configs()
 
