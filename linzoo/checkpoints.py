@@ -8,6 +8,7 @@ Lightning checkpoint plus ``checkpoint[CONFIG_KEY] = {"model": ..., "data": ...,
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ def read_net(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         return read_safetensors(file)
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises several types for a file that is no checkpoint
+    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as error:  # not a checkpoint
         raise ValueError(
             f"{file} is not a PyTorch checkpoint ({type(error).__name__}: {error}). "
             "Give a .ckpt written by scripts/train.py, a run directory or an exported .safetensors file."
@@ -198,7 +199,7 @@ def create_model_from_checkpoint(name: str, checkpoint_path: str | Path, **kwarg
     state, build_config = read_net(checkpoint_path)
     saved_config = net_config_of(build_config)
     saved_name = model_name_of(saved_config)
-    saved_kwargs = {key: value for key, value in saved_config.items() if not key.startswith("_")}
+    saved_kwargs = _readable(saved_config)
 
     def mismatch(reason: str) -> ValueError:
         return ValueError(
@@ -224,6 +225,20 @@ def create_model_from_checkpoint(name: str, checkpoint_path: str | Path, **kwarg
         raise mismatch(f"the weights differ: {', '.join(details)} tensors{shapes}")
     model.load_state_dict(state)
     return model.eval()
+
+
+def _readable(net_config: dict[str, Any]) -> dict[str, Any]:
+    """The net's keyword arguments, its ``linear`` spec cut to the fields that differ from the defaults."""
+    from dataclasses import asdict
+
+    from linzoo.layers.linear import as_linear_spec
+
+    kwargs = {key: value for key, value in net_config.items() if not key.startswith("_")}
+    if isinstance(kwargs.get("linear"), dict):
+        defaults = asdict(as_linear_spec(None))
+        spec = asdict(as_linear_spec(kwargs["linear"]))
+        kwargs["linear"] = {key: value for key, value in spec.items() if value != defaults[key]}
+    return kwargs
 
 
 def load_task_for(task_class: type[Task], checkpoint_path: str | Path, *, map_location: Any = None) -> Task:
