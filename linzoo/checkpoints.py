@@ -141,6 +141,9 @@ def read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     """Weights and build config of a file written by ``scripts/export.py format=safetensors``."""
     import json
 
+    from linzoo.quantize import require
+
+    require("safetensors", f"Loading {file}")
     from safetensors import SafetensorError, safe_open
 
     try:

@@ -20,7 +20,7 @@ from torch import nn
 
 from linzoo.callbacks.pictures import fresh_path
 from linzoo.checkpoints import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, read_net
-from linzoo.quantize import check_quantize, quantize_int8
+from linzoo.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ def example_inputs(net: nn.Module, build_config: dict[str, Any], *, num: int = 1
 
 def export_net(net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]) -> float | None:
     """Write ``net`` to ``path`` in ``format`` and return the max abs difference of the reloaded file vs PyTorch."""
+    require({"onnx": "onnxruntime", "safetensors": "safetensors"}.get(format, "torch"), f"format={format}")
+    if format == "onnx":
+        require("onnxscript", "format=onnx")
     with torch.no_grad():
         expected = net(inputs)
     if format == "safetensors":

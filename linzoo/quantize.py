@@ -27,9 +27,19 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QUANTIZE_CHOICES", "check_quantize", "float_linear_weights", "quantize_int8", "serialized_megabytes"]
+__all__ = ["QUANTIZE_CHOICES", "check_quantize", "require", "float_linear_weights", "quantize_int8", "serialized_megabytes"]
 
 QUANTIZE_CHOICES = ("int8",)
+
+
+def require(module: str, feature: str) -> None:
+    """A clear error when an optional dependency of the ``export`` extra is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ModuleNotFoundError(
+            f"{feature} needs the package {module!r}: pip install 'linzoo[export]' (or pip install {module})."
+        )
 
 
 def check_quantize(quantize: str | None) -> str | None:
@@ -49,6 +59,7 @@ def shared_weights(net: nn.Module) -> set[int]:
 
 def quantize_int8(net: nn.Module) -> nn.Module:
     """Quantize ``net`` in place (moved to CPU, eval mode): every untied ``nn.Linear`` -> dynamic int8."""
+    require("torchao", "quantize=int8")
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     net = net.cpu().eval()
