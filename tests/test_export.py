@@ -118,3 +118,12 @@ def test_export_script_from_the_command_line(mlp_run, tmp_path) -> None:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "max abs difference" in done.stdout and out.is_file()
+
+
+def test_a_trained_lm_exports_its_forward_on_real_pixel_tokens(fake_mnist_root, tmp_path) -> None:
+    run = train_run(tmp_path / "lm", fake_mnist_root, "lm")
+    result = export_checkpoint(ckpt_path=run, format="exported_program", run_dir=tmp_path / "export")
+    assert result.max_abs_diff <= TOLERANCE
+    program = torch.export.load(str(result.path)).module()
+    tokens = torch.randint(0, 2, (3, 49))
+    torch.testing.assert_close(program(tokens), linzoo.load(run)(tokens))
