@@ -3,6 +3,8 @@
     python scripts/train.py model=transformer      train + validate + test
     python scripts/eval.py ckpt_path=...           test a checkpoint
     python scripts/sample.py ckpt_path=... num=64  draw digits from a pixel LM
+    python scripts/predict.py ckpt_path=... inputs=PATH   classify / reconstruct your own images
+    python scripts/export.py ckpt_path=... format=onnx    export the plain net (onnx, torchscript, .pt2, safetensors)
 """
 
 from __future__ import annotations
@@ -84,3 +86,32 @@ def sample(cfg: DictConfig) -> None:
         run_dir=cfg.paths.output_dir,
     )
     print(f"Samples: {path}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
+def predict(cfg: DictConfig) -> None:
+    from linzoo.predict import predict_checkpoint
+
+    path = predict_checkpoint(
+        ckpt_path=cfg.ckpt_path,
+        inputs=cfg.inputs,
+        run_dir=cfg.paths.output_dir,
+        invert=cfg.invert,
+        top_k=cfg.top_k,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+    )
+    print(f"Predictions: {path}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
+def export(cfg: DictConfig) -> None:
+    from linzoo.export import export_checkpoint
+
+    export_checkpoint(
+        ckpt_path=cfg.ckpt_path,
+        format=cfg.format,
+        out=cfg.out,
+        quantize=cfg.quantize,
+        run_dir=cfg.paths.output_dir,
+    )

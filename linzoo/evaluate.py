@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linzoo.checkpoints import load_task
 from linzoo.instantiation import instantiate_all
+from linzoo.quantize import check_quantize, quantize_int8
 from linzoo.runs import check_run_dir, is_launched_worker, write_metrics
 from linzoo.validation import check_eval_config, eval_data_config, load_eval_data
 
@@ -32,6 +33,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule: L.LightningDataModule = instantiate(data_cfg)
     load_eval_data(datamodule, ckpt_path=str(cfg.ckpt_path), trained_source=trained_source)
     trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
+    quantize = check_quantize(cfg.get("quantize"))
+    if quantize:  # int8 Linears run on CPU, in float32 around them
+        quantize_int8(task.net)
+        trainer_cfg = OmegaConf.merge(trainer_cfg, {"accelerator": "cpu", "devices": 1, "precision": "32-true"})
     trainer: L.Trainer = instantiate(
         trainer_cfg, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False
     )
@@ -42,6 +47,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": str(cfg.ckpt_path),
         "data_source": getattr(datamodule, "source", "unknown"),
         "precision": str(trainer.precision),
+        "quantize": quantize,
     }
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from torch import nn
 from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
 from linzoo.layers.mlp import hidden_layers
 
-__all__ = ["ClassificationHead", "LMHead"]
+__all__ = ["ClassificationHead", "HeadlessMixin", "LMHead", "classification_head"]
 
 
 class ClassificationHead(nn.Module):
@@ -42,6 +42,44 @@ class ClassificationHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features: [B, in_features] -> logits [B, num_classes]."""
         return self.layers(features)
+
+
+def classification_head(in_features: int, num_classes: int, **options: Any) -> nn.Module:
+    """A :class:`ClassificationHead`, or ``nn.Identity()`` when ``num_classes == 0`` (a headless
+    model that returns its features [B, in_features])."""
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0 (0: no head, the model returns features), got {num_classes}.")
+    return nn.Identity() if num_classes == 0 else ClassificationHead(in_features, num_classes, **options)
+
+
+class HeadlessMixin:
+    """timm's transfer-learning API for classifiers whose ``forward`` is ``head(forward_features(x))``.
+
+    The model sets ``num_features`` (width of the features), ``num_classes`` and
+    ``head_options`` (keyword arguments of :class:`ClassificationHead`: hidden_dims,
+    activation, dropout, linear) and builds ``self.head = classification_head(...)``.
+    """
+
+    num_features: int
+    num_classes: int
+    head_options: dict[str, Any]
+    head: nn.Module
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, C, H, W] -> the features the head sees, [B, num_features]."""
+        raise NotImplementedError
+
+    def get_classifier(self) -> nn.Module:
+        """The head: a :class:`ClassificationHead`, or ``nn.Identity`` when headless."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Put a new head for ``num_classes`` on (factory Linears of role ``"head"``, the model's
+        spec, freshly initialised, on the model's device and dtype); 0 removes it (``nn.Identity``)."""
+        reference = next(iter(self.parameters()))  # type: ignore[attr-defined]
+        head = classification_head(self.num_features, num_classes, **self.head_options)
+        self.head = head.to(device=reference.device, dtype=reference.dtype)
+        self.num_classes = num_classes
 
 
 class LMHead(nn.Module):

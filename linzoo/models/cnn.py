@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from linzoo.layers.activations import make_activation
-from linzoo.layers.heads import ClassificationHead
+from linzoo.layers.heads import HeadlessMixin, classification_head
 from linzoo.layers.linear import LinearSpec
 from linzoo.models.inputs import check_images
 from linzoo.models.registry import register_model
@@ -18,10 +18,10 @@ __all__ = ["CNN"]
 
 
 @register_model("cnn")
-class CNN(nn.Module):
+class CNN(HeadlessMixin, nn.Module):
     """[B, C, H, W] -> [Conv3x3, BatchNorm, act, MaxPool2] per entry of ``channels``
     -> global average pool -> [B, channels[-1]] -> head (Linear, or an MLP with
-    ``head_hidden_dims``) -> [B, num_classes]."""
+    ``head_hidden_dims``) -> [B, num_classes]; ``num_classes=0``: no head, features [B, channels[-1]]."""
 
     def __init__(
         self,
@@ -59,11 +59,15 @@ class CNN(nn.Module):
             ]
             previous = width
         self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = ClassificationHead(
-            previous, num_classes, hidden_dims=head_hidden_dims, activation=activation, dropout=dropout, linear=linear
-        )
+        self.num_features, self.num_classes = previous, num_classes
+        self.head_options = {"hidden_dims": head_hidden_dims, "activation": activation, "dropout": dropout, "linear": linear}
+        self.head = classification_head(previous, num_classes, **self.head_options)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] in [0, 1] -> pooled features [B, num_features]."""
+        check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="CNN")
+        return self.features(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes]."""
-        check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="CNN")
-        return self.head(self.features(images))
+        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes] (features when num_classes=0)."""
+        return self.head(self.forward_features(images))

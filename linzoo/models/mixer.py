@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.layers.heads import ClassificationHead
+from linzoo.layers.heads import HeadlessMixin, classification_head
 from linzoo.layers.linear import LinearSpec, as_linear_spec
 from linzoo.layers.mixer import MixerBlock
 from linzoo.layers.patch_embedding import PatchEmbedding
@@ -19,9 +19,9 @@ __all__ = ["MLPMixer"]
 
 
 @register_model("mixer")
-class MLPMixer(nn.Module):
+class MLPMixer(HeadlessMixin, nn.Module):
     """[B, C, H, W] -> patches -> Linear (role "patch") [B, N, dim] -> ``depth`` MixerBlocks
-    -> LayerNorm -> mean over patches -> Linear head -> [B, num_classes]."""
+    -> LayerNorm -> mean over patches -> Linear head -> [B, num_classes]; ``num_classes=0``: no head, features [B, dim]."""
 
     def __init__(
         self,
@@ -60,10 +60,16 @@ class MLPMixer(nn.Module):
             )
         )
         self.norm = nn.LayerNorm(dim)
-        self.head = ClassificationHead(dim, num_classes, linear=spec)
+        self.num_features, self.num_classes = dim, num_classes
+        self.head_options = {"linear": spec}
+        self.head = classification_head(dim, num_classes, **self.head_options)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes]."""
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] in [0, 1] -> features [B, dim] (normed, mean over patches)."""
         check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="MLPMixer")
         x = self.blocks(self.patch_embedding(images))
-        return self.head(self.norm(x).mean(dim=1))
+        return self.norm(x).mean(dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes] (features when num_classes=0)."""
+        return self.head(self.forward_features(images))

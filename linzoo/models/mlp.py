@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.layers.heads import ClassificationHead
+from linzoo.layers.heads import HeadlessMixin, classification_head
 from linzoo.layers.linear import LinearSpec, as_linear_spec
 from linzoo.layers.mlp import hidden_layers
 from linzoo.models.inputs import check_images
@@ -18,8 +18,12 @@ __all__ = ["MLP"]
 
 
 @register_model("mlp")
-class MLP(nn.Module):
-    """[B, C, H, W] -> flatten -> [Linear (role "hidden"), act, dropout] * N -> head -> [B, num_classes]."""
+class MLP(HeadlessMixin, nn.Module):
+    """[B, C, H, W] -> flatten -> [Linear (role "hidden"), act, dropout] * N -> head -> [B, num_classes].
+
+    ``num_classes=0``: no head, the model returns the features [B, hidden_dims[-1]]
+    (``forward_features``; ``reset_classifier(n)`` puts a new head on).
+    """
 
     def __init__(
         self,
@@ -45,9 +49,15 @@ class MLP(nn.Module):
             spec=spec,
         )
         self.features = nn.Sequential(nn.Flatten(), *layers)
-        self.head = ClassificationHead(width, num_classes, linear=spec)
+        self.num_features, self.num_classes = width, num_classes
+        self.head_options = {"linear": spec}
+        self.head = classification_head(width, num_classes, **self.head_options)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] in [0, 1] -> features [B, num_features] (the last hidden layer's output)."""
+        check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="MLP")
+        return self.features(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes]."""
-        check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="MLP")
-        return self.head(self.features(images))
+        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes] (features when num_classes=0)."""
+        return self.head(self.forward_features(images))

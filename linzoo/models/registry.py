@@ -11,7 +11,7 @@ from torch import nn
 from linzoo.checks import check_net_options
 from linzoo.errors import did_you_mean
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "name_of", "register_model"]
 
 ModelClass = TypeVar("ModelClass", bound=Callable[..., nn.Module])
 
@@ -48,3 +48,11 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 def list_models() -> list[str]:
     """Sorted names of all registered models."""
     return sorted(_MODELS)
+
+
+def name_of(model_class: type) -> str:
+    """The registry name of ``model_class`` (``"mlp"`` for ``MLP``)."""
+    for name, registered in _MODELS.items():
+        if registered is model_class:
+            return name
+    raise ValueError(f"{model_class.__name__} is not a registered model; valid: {', '.join(list_models())}.")

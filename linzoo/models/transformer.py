@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.layers.heads import ClassificationHead
+from linzoo.layers.heads import HeadlessMixin, classification_head
 from linzoo.layers.linear import LinearSpec, as_linear_spec
 from linzoo.layers.patch_embedding import PatchEmbedding
 from linzoo.layers.transformer import TransformerBlock
@@ -21,10 +21,10 @@ POOLS = ("cls", "mean")
 
 
 @register_model("transformer")
-class VisionTransformer(nn.Module):
+class VisionTransformer(HeadlessMixin, nn.Module):
     """[B, C, H, W] -> patches [B, N, C p²] -> Linear (role "patch") + position embedding
     -> (CLS token) -> ``depth`` pre-norm TransformerBlocks -> LayerNorm -> CLS token or
-    mean over patches -> Linear head -> [B, num_classes]."""
+    mean over patches -> Linear head -> [B, num_classes]; ``num_classes=0``: no head, features [B, dim]."""
 
     def __init__(
         self,
@@ -76,7 +76,9 @@ class VisionTransformer(nn.Module):
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
-        self.head = ClassificationHead(dim, num_classes, linear=spec)
+        self.num_features, self.num_classes = dim, num_classes
+        self.head_options = {"linear": spec}
+        self.head = classification_head(dim, num_classes, **self.head_options)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -86,7 +88,11 @@ class VisionTransformer(nn.Module):
             nn.init.trunc_normal_(self.cls_token, std=0.02, a=-0.04, b=0.04)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes]."""
+        """images: [B, C, H, W] in [0, 1] -> logits [B, num_classes] (features when num_classes=0)."""
+        return self.head(self.forward_features(images))
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, C, H, W] in [0, 1] -> pooled features [B, dim] (CLS token or mean, after the norm)."""
         check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="VisionTransformer")
         x = self.patch_embedding(images)  # [B, N, dim]
         if self.cls_token is not None:
@@ -95,5 +101,4 @@ class VisionTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        features = x[:, 0] if self.pool == "cls" else x.mean(dim=1)
-        return self.head(features)
+        return x[:, 0] if self.pool == "cls" else x.mean(dim=1)

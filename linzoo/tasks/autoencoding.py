@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,10 @@ class Autoencoding(Task):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] in [0, 1] -> reconstruction [B, C, H, W] in [0, 1]."""
         return torch.sigmoid(self.net.decode_logits(self.net.encode(images)))
+
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
+        """``trainer.predict``: images [B, C, H, W] (or ``(images, labels)``) -> reconstructions, same shape, in [0, 1]."""
+        return self(self.predict_images(batch))
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, _ = batch

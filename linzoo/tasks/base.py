@@ -151,3 +151,19 @@ class Task(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.build_config = checkpoint.get(CONFIG_KEY, self.build_config)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = None, **kwargs: Any) -> Any:
+        """``Classifier.load_from_checkpoint(path)``: the task rebuilt from the config saved in
+        the checkpoint (tasks take built nets, so Lightning's hyperparameters cannot rebuild
+        them), weights loaded, in eval mode. With extra arguments (``net=...``), Lightning's own way."""
+        if kwargs:
+            return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
+        from linzoo.checkpoints import load_task_for  # the one checkpoint reader (it imports this module)
+
+        return load_task_for(cls, checkpoint_path, map_location=map_location)
+
+    @staticmethod
+    def predict_images(batch: Any) -> torch.Tensor:
+        """The images of a predict batch: ``images`` or ``(images, labels)``."""
+        return batch[0] if isinstance(batch, (tuple, list)) else batch

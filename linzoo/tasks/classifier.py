@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,6 +48,10 @@ class Classifier(Task):
         """Logs like every stage; returns ``{"preds": int64 [B]}`` for callbacks (confusion matrix)."""
         loss, predictions = self.loss_and_predictions(batch, "test")
         return {"loss": loss, "preds": predictions}
+
+    def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
+        """``trainer.predict``: images [B, C, H, W] (or ``(images, labels)``) -> class probabilities [B, num_classes]."""
+        return self(self.predict_images(batch)).float().softmax(dim=-1)
 
     def loss_and_predictions(
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str

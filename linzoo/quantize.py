@@ -1,0 +1,94 @@
+"""Dynamic int8 quantization of every factory Linear, on CPU, with torchao.
+
+``quantize_int8(net)`` swaps the weight of every ``nn.Linear`` (``FactoryLinear`` is a
+subclass, so all of them) for a torchao ``Int8Tensor``: weights int8 with one scale per
+output row, activations quantized to int8 per token at run time (symmetric), int8 x int8
+matmul, float output. Why torchao and not ``torch.ao.quantization.quantize_dynamic``:
+
+- ``quantize_dynamic(model, {nn.Linear})`` matches exact types, so it leaves every
+  ``FactoryLinear`` in float32, silently; and even with ``mapping={FactoryLinear:
+  nnqd.Linear}`` it fails (``from_float`` only accepts ``nn.Linear`` itself);
+- ``torch.ao.quantization`` is deprecated in torch 2.15 (its warning says: migrate to
+  torchao's ``quantize_``); torchao's ``quantize_`` selects layers with ``isinstance``.
+
+Linears whose weight is shared with another module (an LM head tied to its token
+embedding, a tied autoencoder decoder) keep their float weight: quantizing it would
+untie it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+__all__ = ["QUANTIZE_CHOICES", "check_quantize", "require", "float_linear_weights", "quantize_int8", "serialized_megabytes"]
+
+QUANTIZE_CHOICES = ("int8",)
+
+
+def require(module: str, feature: str) -> None:
+    """A clear error when an optional dependency of the ``export`` extra is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ModuleNotFoundError(
+            f"{feature} needs the package {module!r}: pip install 'linzoo[export]' (or pip install {module})."
+        )
+
+
+def check_quantize(quantize: str | None) -> str | None:
+    """``None`` or ``"int8"``; anything else is a clear error."""
+    if quantize is None or str(quantize).lower() in ("none", "null", "false"):
+        return None
+    if str(quantize).lower() not in QUANTIZE_CHOICES:
+        raise ValueError(f"quantize={quantize!r} is not supported; use quantize=int8 or leave it null.")
+    return str(quantize).lower()
+
+
+def shared_weights(net: nn.Module) -> set[int]:
+    """ids of Parameters held by more than one module (tied weights)."""
+    counts = Counter(id(p) for module in net.modules() for p in module.parameters(recurse=False))
+    return {pid for pid, count in counts.items() if count > 1}
+
+
+def quantize_int8(net: nn.Module) -> nn.Module:
+    """Quantize ``net`` in place (moved to CPU, eval mode): every untied ``nn.Linear`` -> dynamic int8."""
+    require("torchao", "quantize=int8")
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    net = net.cpu().eval()
+    tied = shared_weights(net)
+    skipped = [name for name, m in net.named_modules() if isinstance(m, nn.Linear) and id(m.weight) in tied]
+    if skipped:
+        log.info("Kept float32 (tied weights): %s", ", ".join(skipped))
+    quantize_(
+        net,
+        Int8DynamicActivationInt8WeightConfig(),
+        filter_fn=lambda module, fqn: isinstance(module, nn.Linear) and id(module.weight) not in tied,
+    )
+    return net
+
+
+def float_linear_weights(net: nn.Module) -> list[str]:
+    """Names of the ``nn.Linear`` layers whose weight is still a plain float tensor."""
+    from torchao.quantization import Int8Tensor
+
+    return [
+        name
+        for name, module in net.named_modules()
+        if isinstance(module, nn.Linear)
+        and not (isinstance(module.weight, Int8Tensor) and module.weight.qdata.dtype == torch.int8)
+    ]
+
+
+def serialized_megabytes(net: nn.Module) -> float:
+    """Size of ``torch.save(net.state_dict())`` in MB (10^6 bytes)."""
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    return buffer.getbuffer().nbytes / 1e6

@@ -1,0 +1,129 @@
+"""scripts/export.py: onnx, torchscript, exported_program, safetensors; each file reloaded and checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import linzoo
+from linzoo.checkpoints import build_net
+from linzoo.export import FORMATS, TOLERANCE, export_checkpoint, export_net
+
+from helpers import MODELS, ROOT
+from trained import train_run
+
+NETS = {  # tiny nets of every model, as their saved net configs
+    "mlp": {"_target_": "linzoo.models.MLP", "hidden_dims": [16]},
+    "cnn": {"_target_": "linzoo.models.CNN", "channels": [4, 8]},
+    "transformer": {"_target_": "linzoo.models.VisionTransformer", "dim": 16, "depth": 1, "num_heads": 2, "patch_size": 7},
+    "mixer": {"_target_": "linzoo.models.MLPMixer", "dim": 16, "depth": 1, "patch_size": 7},
+    "autoencoder": {"_target_": "linzoo.models.Autoencoder", "hidden_dims": [16], "latent_dim": 4},
+    "lm": {"_target_": "linzoo.models.DecoderLM", "vocab_size": 3, "seq_len": 49, "dim": 16, "depth": 1},
+}
+
+
+def inputs_for(model: str, batch: int = 5) -> torch.Tensor:
+    return torch.randint(0, 3, (batch, 49)) if model == "lm" else torch.rand(batch, 1, 28, 28)
+
+
+@pytest.fixture(scope="module")
+def mlp_run(fake_mnist_root, tmp_path_factory) -> Path:
+    return train_run(tmp_path_factory.mktemp("export") / "mlp", fake_mnist_root, "mlp")
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript", "exported_program", "safetensors"])
+def test_a_trained_mlp_exports_and_matches_pytorch(mlp_run, tmp_path, format: str) -> None:
+    result = export_checkpoint(ckpt_path=mlp_run, format=format, run_dir=tmp_path)
+    assert result.path == tmp_path / f"model{FORMATS[format]}" and result.path.stat().st_size > 1000
+    assert result.max_abs_diff is not None and result.max_abs_diff <= TOLERANCE
+    if format == "onnx":  # one file serves every batch size
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        for batch in (1, 33):
+            images = torch.rand(batch, 1, 28, 28)
+            output = torch.from_numpy(session.run(None, {"input": images.numpy()})[0])
+            torch.testing.assert_close(output, linzoo.load(mlp_run)(images).detach(), atol=1e-4, rtol=0)
+    again = export_checkpoint(ckpt_path=mlp_run, format=format, run_dir=tmp_path)
+    assert again.path != result.path and result.path.is_file()  # the first file is kept
+
+
+def test_safetensors_rebuild_the_net_without_the_checkpoint(mlp_run, tmp_path) -> None:
+    path = export_checkpoint(ckpt_path=mlp_run, format="safetensors", out=tmp_path / "mlp.safetensors", run_dir=tmp_path).path
+    images = torch.rand(4, 1, 28, 28)
+    from_file = linzoo.load(path)
+    torch.testing.assert_close(from_file(images), linzoo.load(mlp_run)(images), atol=0, rtol=0)
+    assert isinstance(from_file, linzoo.MLP) and not from_file.training
+    model = linzoo.create_model("mlp", hidden_dims=[32], checkpoint_path=path)
+    torch.testing.assert_close(model(images), from_file(images))
+
+
+@pytest.mark.parametrize("format", ["torchscript", "exported_program", "safetensors"])
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_exports(model: str, format: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    net = build_net(NETS[model]).eval()
+    build_config = {"model": {"_target_": "linzoo.tasks.Classifier", "net": NETS[model]}, "data": {}}
+    path = tmp_path / f"{model}{FORMATS[format]}"
+    difference = export_net(net, inputs_for(model), path, format, build_config=build_config)
+    assert difference is not None and difference <= TOLERANCE
+    if format == "safetensors":
+        rebuilt, inputs = linzoo.load(path), inputs_for(model)
+        torch.testing.assert_close(rebuilt(inputs), net(inputs), atol=0, rtol=0)
+        if model == "lm":  # the tied LM head is still tied after loading
+            assert rebuilt.lm_head.weight is rebuilt.token_embedding.weight
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [model for model in MODELS if model != "mlp"])  # mlp: above
+def test_every_model_exports_to_onnx(model: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    net = build_net(NETS[model]).eval()
+    difference = export_net(net, inputs_for(model), tmp_path / "model.onnx", "onnx", build_config={})
+    assert difference <= TOLERANCE
+
+
+def test_int8_exports_as_an_exported_program(mlp_run, tmp_path) -> None:
+    result = export_checkpoint(ckpt_path=mlp_run, quantize="int8", run_dir=tmp_path)
+    assert result.path.name == "model-int8.pt2" and result.max_abs_diff <= TOLERANCE
+    program = torch.export.load(str(result.path))
+    assert any("int8" in str(node.meta.get("val", "")) for node in program.graph.nodes)
+
+
+def test_bad_requests_are_clear_errors_and_touch_nothing(mlp_run, tmp_path) -> None:
+    taken = tmp_path / "model.onnx"
+    taken.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="already exists; nothing was written"):
+        export_checkpoint(ckpt_path=mlp_run, format="onnx", out=taken, run_dir=tmp_path)
+    assert taken.read_bytes() == b"mine"
+    with pytest.raises(ValueError, match="format='tflite' is unknown; choose one of onnx, torchscript, exported_program, safetensors"):
+        export_checkpoint(ckpt_path=mlp_run, format="tflite", run_dir=tmp_path)
+    with pytest.raises(ValueError, match="quantize=int8 exports to format=exported_program only"):
+        export_checkpoint(ckpt_path=mlp_run, format="onnx", quantize="int8", run_dir=tmp_path)
+    with pytest.raises(ValueError, match="quantize='int4' is not supported"):
+        export_checkpoint(ckpt_path=mlp_run, format="onnx", quantize="int4", run_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+@pytest.mark.slow
+def test_export_script_from_the_command_line(mlp_run, tmp_path) -> None:
+    """Errors (out= taken, unknown format=) are tested in-process; tests/test_predict.py checks the non-zero exit."""
+    out = tmp_path / "model.pt2"
+    command = [sys.executable, "scripts/export.py", f"ckpt_path={mlp_run}", "format=exported_program", f"out={out}",
+               f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "max abs difference" in done.stdout and out.is_file()
+
+
+def test_a_trained_lm_exports_its_forward_on_real_pixel_tokens(fake_mnist_root, tmp_path) -> None:
+    run = train_run(tmp_path / "lm", fake_mnist_root, "lm")
+    result = export_checkpoint(ckpt_path=run, format="exported_program", run_dir=tmp_path / "export")
+    assert result.max_abs_diff <= TOLERANCE
+    program = torch.export.load(str(result.path)).module()
+    tokens = torch.randint(0, 2, (3, 49))
+    torch.testing.assert_close(program(tokens), linzoo.load(run)(tokens))

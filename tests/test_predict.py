@@ -1,0 +1,161 @@
+"""scripts/predict.py: your own images (files, folders, tensors), preprocessed as in training."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import datasets
+
+import linzoo
+from linzoo.image_inputs import UnreadableImageWarning, preprocess, read_inputs
+from linzoo.predict import predict_checkpoint
+from linzoo.tasks import Autoencoding
+
+from helpers import ROOT, png_size
+from trained import train_run
+
+
+@pytest.fixture(scope="module")
+def mlp_run(fake_mnist_root, tmp_path_factory) -> Path:
+    """An MLP trained on every fake training batch for 4 epochs: it knows the fake digits."""
+    folder = tmp_path_factory.mktemp("predict")
+    return train_run(folder / "mlp", fake_mnist_root, "mlp", "trainer.max_epochs=4", "trainer.limit_train_batches=1.0")
+
+
+@pytest.fixture(scope="module")
+def test_digits(fake_mnist_root) -> tuple[np.ndarray, np.ndarray]:
+    """The first test digit of each class: uint8 [10, 28, 28] and their labels [10]."""
+    split = datasets.MNIST(fake_mnist_root, train=False)
+    images, labels = split.data.numpy(), split.targets.numpy()
+    first = [int(np.flatnonzero(labels == digit)[0]) for digit in range(10)]
+    return images[first], labels[first]
+
+
+def paint_program_copy(digit: np.ndarray, path: Path) -> Path:
+    """The digit as someone would draw it: black on white, 200x200, RGB."""
+    Image.fromarray(255 - digit).resize((200, 200), Image.Resampling.BICUBIC).convert("RGB").save(path)
+    return path
+
+
+def test_a_resaved_black_on_white_digit_gets_the_class_of_the_original(mlp_run, test_digits, tmp_path) -> None:
+    digits, labels = test_digits
+    for index, digit in enumerate(digits):
+        paint_program_copy(digit, tmp_path / f"digit{index}.png")
+    names, images = read_inputs(tmp_path, image_size=28)
+    originals = torch.from_numpy(digits).float().unsqueeze(1) / 255
+    net = linzoo.load(mlp_run)
+    with torch.no_grad():
+        predicted_original = net(originals).argmax(dim=1)
+        predicted_resaved = net(images).argmax(dim=1)
+    assert names == [f"digit{index}.png" for index in range(10)]
+    assert (predicted_original.numpy() == labels).sum() >= 8  # the model knows these digits
+    assert torch.equal(predicted_resaved, predicted_original)
+
+
+def test_preprocessing_undoes_the_paint_program(test_digits, tmp_path) -> None:
+    digit = test_digits[0][3]
+    path = paint_program_copy(digit, tmp_path / "three.jpg")
+    original = torch.from_numpy(digit).float() / 255
+    _, automatic = read_inputs(path, image_size=28, invert="auto")
+    _, kept = read_inputs(path, image_size=28, invert="false")
+    assert automatic.shape == (1, 1, 28, 28) and automatic.dtype == torch.float32
+    assert (automatic[0, 0] - original).abs().mean() < 0.05
+    assert (kept[0, 0] - original).abs().mean() > 0.5  # not inverted: far from what the model saw
+    _, forced = read_inputs(path, image_size=28, invert="true")
+    torch.testing.assert_close(forced, automatic)
+    with pytest.raises(ValueError, match="invert='sometimes' is not one of auto, true, false"):
+        read_inputs(path, image_size=28, invert="sometimes")
+
+
+def test_a_wide_grey_image_is_padded_square_not_stretched(tmp_path) -> None:
+    wide = torch.zeros(1, 1, 10, 40)
+    wide[..., 3:7, 18:22] = 1.0
+    assert preprocess(wide, image_size=28).shape == (1, 1, 28, 28)  # tensors are resized as given
+    image = Image.fromarray((wide[0, 0].numpy() * 255).astype(np.uint8))
+    image.save(tmp_path / "wide.png")
+    _, images = read_inputs(tmp_path / "wide.png", image_size=28)
+    rows = images[0, 0].sum(dim=1).nonzero().flatten()
+    cols = images[0, 0].sum(dim=0).nonzero().flatten()
+    assert rows.numel() <= 6 and cols.numel() <= 6  # the square blob stays about square
+
+
+def test_a_folder_predicts_every_image_and_skips_one_that_cannot_be_decoded(mlp_run, test_digits, tmp_path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray(test_digits[0][7]).save(folder / "a_seven.png")
+    paint_program_copy(test_digits[0][2], folder / "b_two.jpg")
+    (folder / "c_broken.png").write_bytes(b"\x89PNG but not really")
+    (folder / "notes.txt").write_text("not an image")
+    with pytest.warns(UnreadableImageWarning, match="c_broken.png"):
+        written = predict_checkpoint(ckpt_path=mlp_run, inputs=folder, run_dir=tmp_path / "run")
+    assert written == tmp_path / "run" / "predictions.csv"
+    rows = list(csv.DictReader(written.open()))
+    assert [row["file"] for row in rows] == ["a_seven.png", "b_two.jpg"]
+    assert [row["class"] for row in rows] == ["7", "2"]
+    for row in rows:
+        probabilities = [float(row[f"prob{k}"]) for k in (1, 2, 3)]
+        assert probabilities == sorted(probabilities, reverse=True) and row["top1"] == row["class"]
+    again = predict_checkpoint(ckpt_path=mlp_run, inputs=folder / "a_seven.png", run_dir=tmp_path / "run")
+    assert again.name == "predictions-1.csv" and len(written.read_text().splitlines()) == 3  # nothing overwritten
+
+
+def test_tensor_files_give_the_same_predictions_as_images(mlp_run, test_digits, tmp_path) -> None:
+    digits = test_digits[0]
+    torch.save(torch.from_numpy(digits), tmp_path / "digits.pt")
+    np.save(tmp_path / "digits.npy", digits.astype(np.float32) / 255)
+    from_pt = predict_checkpoint(ckpt_path=mlp_run, inputs=tmp_path / "digits.pt", run_dir=tmp_path / "pt")
+    from_npy = predict_checkpoint(ckpt_path=mlp_run, inputs=tmp_path / "digits.npy", run_dir=tmp_path / "npy")
+    classes = [[row["class"] for row in csv.DictReader(path.open())] for path in (from_pt, from_npy)]
+    assert classes[0] == classes[1]
+    with torch.no_grad():
+        expected = linzoo.load(mlp_run)(torch.from_numpy(digits).float().unsqueeze(1) / 255).argmax(dim=1)
+    assert classes[0] == [str(int(c)) for c in expected]
+    np.save(tmp_path / "bad.npy", np.full((2, 28, 28), 3.0, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"floats in \[3, 3\]; give float images in \[0, 1\] or uint8"):
+        read_inputs(tmp_path / "bad.npy", image_size=28)
+
+
+def test_bad_inputs_are_clear_errors(mlp_run, tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is a folder with no images"):
+        predict_checkpoint(ckpt_path=mlp_run, inputs=tmp_path / "empty", run_dir=tmp_path / "run")
+    (tmp_path / "only_broken").mkdir()
+    (tmp_path / "only_broken" / "x.png").write_bytes(b"nope")
+    with pytest.warns(UnreadableImageWarning), pytest.raises(ValueError, match="could be decoded; nothing to predict"):
+        read_inputs(tmp_path / "only_broken", image_size=28)
+    (tmp_path / "table.csv").write_text("a,b")
+    with pytest.raises(ValueError, match="unknown kind of file '.csv'"):
+        read_inputs(tmp_path / "table.csv", image_size=28)
+
+
+def test_an_autoencoder_writes_inputs_above_reconstructions(fake_mnist_root, test_digits, tmp_path) -> None:
+    run = train_run(tmp_path / "ae", fake_mnist_root, "autoencoder")
+    torch.save(torch.from_numpy(test_digits[0]), tmp_path / "digits.pt")
+    written = predict_checkpoint(ckpt_path=run, inputs=tmp_path / "digits.pt", run_dir=tmp_path / "predict")
+    assert written.name == "reconstructions.png"
+    assert png_size(written) == (10 * (56 + 2) + 2, 2 * (56 + 2) + 2)  # 10 inputs, 2 rows, 28 px shown at 56
+    task = Autoencoding.load_from_checkpoint(run)
+    images = torch.from_numpy(test_digits[0]).float().unsqueeze(1) / 255
+    reconstructions = task.predict_step((images, torch.zeros(10)), 0)
+    assert reconstructions.shape == images.shape and 0 <= reconstructions.min() and reconstructions.max() <= 1
+
+
+@pytest.mark.slow
+def test_predict_script_from_the_command_line(mlp_run, test_digits, tmp_path) -> None:
+    path = paint_program_copy(test_digits[0][5], tmp_path / "five.png")
+    command = [sys.executable, "scripts/predict.py", f"ckpt_path={mlp_run}", f"inputs={path}", f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "file      class  top-3" in done.stdout and "five.png" in done.stdout
+    assert (tmp_path / "run" / "predictions.csv").is_file()
+    (tmp_path / "empty").mkdir()
+    command[3] = f"inputs={tmp_path / 'empty'}"
+    failed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0 and "is a folder with no images" in failed.stderr
