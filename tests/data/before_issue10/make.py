@@ -1,11 +1,14 @@
 """Writes checkpoints with the main-branch code (before issue 10) for tests/data/before_issue10/."""
 
-import json, shutil, sys
+import json
+import shutil
+import sys
 from pathlib import Path
 
 sys.path.insert(0, "tests")
-from conftest import write_fake_mnist, _compose
+from conftest import _compose, write_fake_mnist
 from helpers import SHORT, data_overrides
+
 from linzoo.train import train
 
 root = Path("/tmp/house_oldckpt/data")
