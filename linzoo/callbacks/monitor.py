@@ -58,9 +58,22 @@ class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
             self.monitor, self.mode = monitored_metric(pl_module, *self._given)
             self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
             self._resolved = True
+            self._state_key = super().state_key
             if self.monitor is None:
                 log.info("%s declares no main_metric: checkpoints keep the last epoch only.", type(pl_module).__name__)
         super().setup(trainer, pl_module, stage)
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's key, computed once the metric is known (Lightning reads it at every hook of every step)."""
+        return self._state_key if self._resolved else super().state_key
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        # Checkpoints by epoch only (neither every_n_train_steps nor train_time_interval): Lightning's
+        # per-step checks would end without saving, so skip them.
+        if self._every_n_train_steps < 1 and self._train_time_interval is None and pl_module.automatic_optimization:
+            return
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
 
 
 class EarlyStopping(lightning_callbacks.EarlyStopping):
@@ -90,4 +103,10 @@ class EarlyStopping(lightning_callbacks.EarlyStopping):
             self.min_delta = self._min_delta * (1 if self.mode == "max" else -1)
             self.best_score = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
             self._resolved = True
+            self._state_key = super().state_key
         super().setup(trainer, pl_module, stage)
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's key, computed once the metric is known (Lightning reads it at every hook of every step)."""
+        return self._state_key if self._resolved else super().state_key
