@@ -38,6 +38,8 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
         str(fake_mnist_root),
         "--out",
         str(out),
+        "--markdown",
+        str(tmp_path / "tables.md"),
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -73,8 +75,10 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
     generation = results["generation"]
     assert generation["same_tokens"] is True  # preallocated, grown and no cache: the same samples
     assert generation["cache, preallocated"]["time_vs_preallocated"] == 1.0
-    for section in SECTIONS:  # every section printed its table
-        assert f"## {SECTIONS.index(section) + 1}." in done.stdout
+    tables = (tmp_path / "tables.md").read_text()
+    for number in range(1, len(SECTIONS) + 1):  # every section printed its table, and --markdown kept it
+        assert f"## {number}." in done.stdout and f"## {number}." in tables
+    assert "## 1b." in tables and "--tiny" in tables.splitlines()[0]  # the command heads the file
 
 
 def test_benchmark_rejects_an_unknown_section(tmp_path: Path) -> None:

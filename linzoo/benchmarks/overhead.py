@@ -264,5 +264,9 @@ def section(args: Any) -> dict[str, Any]:
         rows,
     )
     if "linzoo_over_bare" in results:
-        print(f"\nlinzoo / bare LightningModule (training): {results['linzoo_over_bare']:.3f}")
+        print_table(
+            "1b. What linzoo adds on top of a bare LightningModule (training, each against the same reference loop)",
+            ["linzoo ratio", "bare LightningModule ratio", "linzoo / bare"],
+            [[results["linzoo"]["ratio_train"], results["bare_lightning"]["ratio_train"], results["linzoo_over_bare"]]],
+        )
     return results

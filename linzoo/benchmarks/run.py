@@ -15,7 +15,7 @@ import torch
 
 from linzoo.benchmarks import compile as compile_section
 from linzoo.benchmarks import data, generation, gpu, linear, overhead
-from linzoo.benchmarks.timing import environment
+from linzoo.benchmarks.timing import TABLES, environment
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "overhead": overhead.section,
@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (default 5, --tiny 2)")
     parser.add_argument("--data-root", default=None, help="folder holding MNIST/raw (default: $LINZOO_DATA or ./data)")
     parser.add_argument("--out", default="benchmark.json", help="where the JSON results go")
+    parser.add_argument("--markdown", default=None, help="also write the printed tables to this Markdown file")
     parser.add_argument(
         "--threads",
         type=int,
@@ -109,4 +110,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["environment"]["load_average_end"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nResults: {args.out}")
+    if args.markdown:
+        command = results["environment"]["command"]
+        Path(args.markdown).write_text(f"<!-- {command} -->\n\n" + "\n\n".join(TABLES) + "\n")
+        print(f"Tables: {args.markdown}")
     return results

@@ -77,15 +77,21 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# Every table printed in this process, as Markdown (``--markdown`` writes them to a file).
+TABLES: list[str] = []
+
+
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    """A Markdown table on stdout (docs/benchmarks.md is made of these)."""
+    """Print a Markdown table (docs/benchmarks.md's tables are these, from ``--markdown``)."""
     cells = [header, *[[fmt(cell) for cell in row] for row in rows]]
     widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("| " + " | ".join("-" * w for w in widths) + " |")
+    lines = [f"## {title}", ""]
+    lines.append("| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    lines.append("| " + " | ".join("-" * w for w in widths) + " |")
     for row in cells[1:]:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        lines.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    TABLES.append("\n".join(lines))
+    print("\n" + TABLES[-1])
     sys.stdout.flush()
 
 
