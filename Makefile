@@ -1,5 +1,6 @@
 # make train ARGS="model=transformer"   set up a virtualenv (once) and train
 # make test                             set up a virtualenv (once) and run the tests
+# make lint                             ruff check + ruff format --check (CI runs it before the tests)
 # VENV=<dir> puts the virtualenv elsewhere (CI caches it outside the clone).
 VENV ?= .venv
 PYTHON ?= python3
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 # The stamp names this clone and pyproject.toml: a new clone or new dependencies reinstall.
 STAMP := $(VENV)/.linzoo-$(shell printf '%s' "$(CURDIR)" | cat - pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: install train eval test test-fast clean
+.PHONY: install train eval test test-fast lint clean
 
 install: $(STAMP)
 
@@ -27,6 +28,10 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not real_data" $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

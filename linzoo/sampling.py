@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from linzoo.callbacks.pictures import fresh_path, save_image_grid
 from linzoo.callbacks.samples import draw_samples
 from linzoo.checkpoints import load_task
+from linzoo.image_files import fresh_path, save_image_grid
 from linzoo.tasks.language_modeling import LanguageModeling
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from linzoo.validation import check_train_config, warn_unused_role_overrides
 
 log = logging.getLogger(__name__)
 
-CPU_ONLY_PRECISIONS_FORBIDDEN = ("16-mixed", "16", "16-true")
+CUDA_ONLY_PRECISIONS = ("16-mixed", "16", "16-true")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -90,7 +90,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         status = "interrupted"
     fit_seconds = time.perf_counter() - start
 
-    best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    checkpoint = trainer.checkpoint_callback
+    best_checkpoint = checkpoint.best_model_path if checkpoint else ""
+    # The monitored metric: the task's (linzoo.callbacks.ModelCheckpoint reads it there) unless overridden.
+    watched = checkpoint if checkpoint is not None and checkpoint.monitor else None
+    best_score = watched.best_model_score if watched is not None else None
+    monitor = {
+        "metric": watched.monitor if watched is not None else task.main_metric,
+        "mode": watched.mode if watched is not None else task.main_metric_mode,
+        "best": None if best_score is None else float(best_score),
+    }
     test_metrics: dict[str, float] = {}
     if status == "finished" and cfg.get("test", True):
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint or None)
@@ -109,6 +118,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fit_seconds": round(fit_seconds, 3),
         "wall_time_s": round(time.perf_counter() - start, 3),
         "best_checkpoint": best_checkpoint,
+        "monitor": monitor,
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),
@@ -177,7 +187,7 @@ def check_precision(trainer_cfg: DictConfig) -> None:
     precision = str(trainer_cfg.get("precision", "32-true"))
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if on_cpu and precision in CPU_ONLY_PRECISIONS_FORBIDDEN:
+    if on_cpu and precision in CUDA_ONLY_PRECISIONS:
         raise ValueError(
             f"trainer.precision={precision} needs a CUDA GPU (float16 with gradient scaling). "
             "On CPU use trainer.precision=bf16-mixed or trainer.precision=32-true."

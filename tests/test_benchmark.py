@@ -1,29 +1,45 @@
-"""Smoke test of scripts/benchmark.py: every section runs at tiny size and writes valid JSON.
+"""Smoke test of scripts/benchmark.py: every section runs at tiny size on generated data and writes valid JSON.
 
-It checks that the script keeps working, not the timings (those are machine noise at
-this size; docs/benchmarks.md has the real numbers and the commands behind them).
+It checks that the benchmarks keep working and that their JSON is consistent with its own
+samples, not the timings (those are machine noise at this size; docs/benchmarks.md has the
+real numbers and the commands behind them).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["overhead", "linear", "data", "compile", "gpu"]
+from linzoo.benchmarks.reference import ReferenceLoop
+from linzoo.benchmarks.timing import paired_ratio
+
+SECTIONS = ["overhead", "linear", "data", "compile", "gpu", "generation"]
 
 
 @pytest.mark.slow
 def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     command = [
-        sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--tiny", "--repeats", "1",
-        "--sections", ",".join(SECTIONS), "--data-root", str(fake_mnist_root), "--out", str(out),
+        sys.executable,
+        str(ROOT / "scripts" / "benchmark.py"),
+        "--tiny",
+        "--repeats",
+        "2",
+        "--sections",
+        ",".join(SECTIONS),
+        "--data-root",
+        str(fake_mnist_root),
+        "--out",
+        str(out),
+        "--markdown",
+        str(tmp_path / "tables.md"),
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -32,17 +48,37 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
     results = json.loads(out.read_text())
     assert set(SECTIONS) <= set(results)
     assert results["environment"]["torch"] and results["environment"]["lightning"]
-    for variant in results["overhead"].values():
-        assert variant["ratio_train"] > 0 and variant["data_source"] == "mnist"
-        assert set(variant["final_metrics"]["hand"]) >= {"train/loss", "train/acc"}
-    assert all(row["ratio"] > 0 for row in results["linear"].values())
-    assert results["data"]["iteration_ratio"] > 0
+    overhead = results["overhead"]
+    assert set(overhead) == {"linzoo", "linzoo_on_device", "linzoo_no_callbacks", "bare_lightning", "linzoo_over_bare"}
+    for name, variant in overhead.items():
+        if name == "linzoo_over_bare":
+            continue
+        assert len(variant["linzoo_train_s"]) == len(variant["hand_train_s"]) == 2  # the warm-up epoch dropped
+        assert variant["ratio_train"] == pytest.approx(paired_ratio(variant["linzoo_train_s"], variant["hand_train_s"]))
+        assert variant["data_source"] == "mnist"
+        hand, lightning = variant["final_metrics"]["hand"], variant["final_metrics"]["lightning"]
+        assert 0 <= hand["train/acc"] <= 1 and math.isfinite(hand["train/loss"])
+        if name != "bare_lightning":  # both sides validated: the same metric names
+            assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(hand) & set(lightning)
+    assert overhead["linzoo_over_bare"] == pytest.approx(
+        overhead["linzoo"]["ratio_train"] / overhead["bare_lightning"]["ratio_train"]
+    )
+    for row in results["linear"].values():
+        assert row["calls_per_sample"] >= 1 and math.isfinite(row["ratio"])
+    assert results["data"]["examples"] == 800  # 1,000 fake training images less 200 for validation
     assert {"eager 32-true", "compile bf16-mixed"} <= set(results["compile"]["transformer"])
     gpu = results["gpu"]
-    assert {"cnn_time_to_accuracy", "mlp_time_to_accuracy", "transformer_images_per_s", "linear_bf16"} <= set(gpu)
-    assert gpu["linear_bf16"]["matmul_tflops"] > 0
-    for section in SECTIONS:  # every section printed its table
-        assert f"## {SECTIONS.index(section) + 1}." in done.stdout
+    for model, experiment in (("cnn", "cnn_mnist"), ("mlp", "mlp_mnist")):
+        run = gpu[f"{model}_time_to_accuracy"]
+        assert run["experiment"] == experiment and run["epochs_run"] == len(run["curve"]) <= run["max_epochs"]
+    assert math.isfinite(gpu["linear_bf16"]["matmul_tflops"])
+    generation = results["generation"]
+    assert generation["same_tokens"] is True  # preallocated, grown and no cache: the same samples
+    assert generation["cache, preallocated"]["time_vs_preallocated"] == 1.0
+    tables = (tmp_path / "tables.md").read_text()
+    for number in range(1, len(SECTIONS) + 1):  # every section printed its table, and --markdown kept it
+        assert f"## {number}." in done.stdout and f"## {number}." in tables
+    assert "## 1b." in tables and "--tiny" in tables.splitlines()[0]  # the command heads the file
 
 
 def test_benchmark_rejects_an_unknown_section(tmp_path: Path) -> None:
@@ -50,3 +86,20 @@ def test_benchmark_rejects_an_unknown_section(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown section" in done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_reference_loop_trains_and_tracks_what_it_saw() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    images = torch.randn(64, 1, 2, 2)
+    labels = (images.flatten(1).sum(1) > 0).long()
+    loop = ReferenceLoop(net, torch.optim.SGD(net.parameters(), lr=0.5), track=True)
+    before = loop.evaluate([(images, labels)])
+    for _ in range(20):
+        loop.train_epoch([(images[:32], labels[:32]), (images[32:], labels[32:])])
+    after = loop.evaluate([(images, labels)])
+    assert after["loss"] < before["loss"] and after["acc"] >= 0.9
+    tracked = loop.epoch_metrics()  # the last epoch's two batches, weighted by size
+    assert tracked["train/acc"] >= 0.9 and tracked["train/loss"] < before["loss"]

@@ -86,17 +86,23 @@ def test_causal_attention_ignores_later_tokens(causal: bool) -> None:
     assert not torch.allclose(out[:, 4:], out_changed[:, 4:])
 
 
+@pytest.mark.parametrize("max_length", [None, 9, 12])  # growing by torch.cat, or preallocated
 @pytest.mark.parametrize("fused_qkv", [False, True])
-def test_kv_cache_decoding_matches_full_causal_pass(fused_qkv: bool) -> None:
+def test_kv_cache_decoding_matches_full_causal_pass(fused_qkv: bool, max_length: int | None) -> None:
     """Prompt of 4, then single steps, then a 2-token chunk (needs the offset causal mask)."""
     torch.manual_seed(0)
     attn = Attention(8, 2, causal=True, fused_qkv=fused_qkv, linear=FLOAT64).eval()
     x = torch.randn(2, 9, 8, dtype=torch.float64)
-    cache = KVCache()
+    cache = KVCache(max_length)
     pieces = [attn(x[:, :4], cache=cache), attn(x[:, 4:5], cache=cache), attn(x[:, 5:7], cache=cache)]
     pieces.append(attn(x[:, 7:9], cache=cache))
-    assert len(cache) == 9
+    assert len(cache) == 9 and cache.keys.shape == (2, 2, 9, 4)
     torch.testing.assert_close(torch.cat(pieces, dim=1), attn(x))
+    if max_length == 9:
+        with pytest.raises(ValueError, match="holds 9 steps"):
+            attn(x[:, :1], cache=cache)
+    cache.reset()  # a new sequence in the same (preallocated) cache
+    torch.testing.assert_close(attn(x[:, :3], cache=cache), attn(x[:, :3]))
 
 
 def test_attention_rejects_dim_not_divisible_by_heads() -> None:

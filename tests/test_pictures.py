@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from PIL import Image
+from helpers import SHORT, data_overrides, png_size
 
 from linzoo.callbacks import ConfusionMatrix
 from linzoo.callbacks.curves import curve_metric, read_epoch_metrics
 from linzoo.callbacks.latent_map import principal_components
-from linzoo.callbacks.pictures import fresh_path
 from linzoo.evaluate import evaluate
-from linzoo.tasks import Autoencoding
+from linzoo.image_files import fresh_path
+from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
 from linzoo.train import train
-from helpers import SHORT, data_overrides, png_size
 
 TINY_MLP = ["model=mlp", "model.net.hidden_dims=[32]"]
 TINY_AE = ["model=autoencoder", "model.net.hidden_dims=[32]", "model.net.latent_dim=8"]
@@ -59,8 +57,8 @@ def test_classifier_run_leaves_confusion_matrix_misclassified_and_curves(
 def test_autoencoder_run_with_csv_logger_alone(compose_train, fake_mnist_root, tmp_path, capsys,
                                                noise_std: float) -> None:
     run = tmp_path / "run"
-    metrics = train(compose_train([*TINY_AE, *data_overrides(fake_mnist_root), *SHORT, "logger=csv",
-                                   f"model.noise_std={noise_std}"], output_dir=run))
+    train(compose_train([*TINY_AE, *data_overrides(fake_mnist_root), *SHORT, "logger=csv",
+                         f"model.noise_std={noise_std}"], output_dir=run))
     # 32 test images, 8 a row: originals above reconstructions (+ a noisy row when denoising).
     rows_per_block = 3 if noise_std else 2
     assert png_size(run / "reconstructions.png") == grid_size(32 * rows_per_block, 8)
@@ -90,6 +88,8 @@ def test_pictures_reach_tensorboard_and_curves_need_the_csv_log(compose_train, f
     assert {"pictures/reconstructions", "pictures/latent_map"} <= set(events.Tags()["images"])
     image = events.Images("pictures/reconstructions")[-1]
     assert (image.width, image.height) == grid_size(64, 8)
+    figure = events.Images("pictures/latent_map")[-1]  # add_figure renders it at the PNG's size
+    assert (figure.width, figure.height) == LATENT_MAP_SIZE
 
 
 def test_fast_dev_run_still_draws_without_logs(compose_train, fake_mnist_root, tmp_path) -> None:
@@ -101,7 +101,7 @@ def test_fast_dev_run_still_draws_without_logs(compose_train, fake_mnist_root, t
 
 def test_confusion_matrix_counts_every_test_batch() -> None:
     callback = ConfusionMatrix(max_images=3)
-    module = SimpleNamespace(num_classes=3)
+    module = SimpleNamespace(num_classes=3, device=torch.device("cpu"))
     batches = [
         (torch.zeros(4, 1, 28, 28), torch.tensor([0, 1, 2, 2]), torch.tensor([0, 2, 2, 1])),
         (torch.ones(2, 1, 28, 28), torch.tensor([1, 0]), torch.tensor([1, 1])),
@@ -116,6 +116,19 @@ def test_confusion_matrix_counts_every_test_batch() -> None:
     assert torch.equal(callback.counts, expected)
 
 
+def test_confusion_matrix_counts_equal_the_former_bincount() -> None:
+    """torchmetrics' counts against the hand-made formula it replaced: bincount of true * K + predicted."""
+    generator = torch.Generator().manual_seed(0)
+    labels, predictions = torch.randint(0, 10, (2, 1000), generator=generator)
+    callback = ConfusionMatrix()
+    callback.on_test_epoch_start(None, SimpleNamespace(num_classes=10, device=torch.device("cpu")))
+    for start in range(0, 1000, 300):
+        batch = (torch.zeros(len(labels[start : start + 300]), 1, 2, 2), labels[start : start + 300])
+        callback.on_test_batch_end(None, None, {"preds": predictions[start : start + 300]}, batch, 0)
+    former = torch.bincount(labels * 10 + predictions, minlength=100).view(10, 10)
+    assert torch.equal(callback.counts, former)
+
+
 def test_principal_components_find_the_widest_axes() -> None:
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(2000, 3, generator=generator) * torch.tensor([0.1, 3.0, 1.0])
@@ -126,6 +139,19 @@ def test_principal_components_find_the_widest_axes() -> None:
     assert share.tolist() == pytest.approx([9 / 10.01, 1 / 10.01], abs=0.02)
     one_d, _ = principal_components(torch.randn(50, 1, generator=generator))
     assert one_d.shape == (50, 2) and bool((one_d[:, 1] == 0).all())
+
+
+def test_principal_components_equal_the_former_svd_up_to_sign() -> None:
+    """torch.pca_lowrank against the SVD it replaced: same coordinates (up to each axis' sign), same shares."""
+    generator = torch.Generator().manual_seed(1)
+    z = torch.randn(500, 8, generator=generator) * torch.linspace(0.1, 3.0, 8)
+    centred = z.double() - z.double().mean(dim=0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    former = (centred @ vh[:2].T).float()
+    coordinates, share = principal_components(z)
+    torch.testing.assert_close(coordinates.abs(), former.abs(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(share, (singular[:2].square() / singular.square().sum()).float())
+    torch.testing.assert_close(principal_components(z)[0], coordinates, rtol=0, atol=0)  # signs are fixed
 
 
 def test_curves_read_the_last_value_of_each_epoch(tmp_path) -> None:
@@ -141,8 +167,10 @@ def test_curves_read_the_last_value_of_each_epoch(tmp_path) -> None:
     table = read_epoch_metrics(log)
     assert table["train/loss"] == {0: 2.0, 1: 1.2}
     assert table["val/acc"] == {0: 0.5, 1: 0.7}
-    assert curve_metric("val/acc", list(table)) == "val/acc"
-    assert curve_metric("val/loss", ["val/loss", "val/bce_per_image", "val/sse_per_image"]) == "val/sse_per_image"
+    # The second panel shows the metric the task declares: never the loss again.
+    assert curve_metric(Classifier, list(table)) == "val/acc"
+    assert curve_metric(Autoencoding, ["val/loss", "val/bce_per_image", "val/sse_per_image"]) == "val/sse_per_image"
+    assert curve_metric(LanguageModeling, ["val/loss", "val/nll_nats", "val/acc"]) == "val/nll_nats"
 
 
 def test_pictures_never_overwrite_a_file(tmp_path) -> None:

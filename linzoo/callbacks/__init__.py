@@ -1,13 +1,26 @@
-"""Lightning callbacks that leave pictures in the run directory (PNG, rank zero, end of fit/test).
+"""Lightning callbacks: checkpointing/early stopping on the task's metric, and the run's pictures.
 
-Each one acts only on the task it draws (others are left alone), needs no logger,
-and also shows its picture in TensorBoard when that logger is on.
+``Pictures`` is the one picture callback (PNG files in the run directory, rank zero, end
+of fit/test); it hands its hooks to the drawers of the running task. The drawers need
+no logger and also show their pictures in TensorBoard when that logger is on.
 """
 
 from linzoo.callbacks.confusion import ConfusionMatrix
 from linzoo.callbacks.curves import TrainingCurves
 from linzoo.callbacks.latent_map import LatentMap
+from linzoo.callbacks.monitor import EarlyStopping, ModelCheckpoint
+from linzoo.callbacks.pictures import Pictures
 from linzoo.callbacks.reconstructions import ReconstructionGrid
 from linzoo.callbacks.samples import SampleGrid, draw_samples
 
-__all__ = ["ConfusionMatrix", "LatentMap", "ReconstructionGrid", "SampleGrid", "TrainingCurves", "draw_samples"]
+__all__ = [
+    "ConfusionMatrix",
+    "EarlyStopping",
+    "LatentMap",
+    "ModelCheckpoint",
+    "Pictures",
+    "ReconstructionGrid",
+    "SampleGrid",
+    "TrainingCurves",
+    "draw_samples",
+]

@@ -9,30 +9,40 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
+from torchmetrics.classification import MulticlassConfusionMatrix
 
-from linzoo.callbacks.pictures import announce, log_picture, new_figure, picture_path, save_figure
+from linzoo.callbacks.common import announce, log_picture, picture_path
+from linzoo.image_files import new_figure, save_figure
+from linzoo.tasks.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
 
-class ConfusionMatrix(Callback):
-    """Writes ``confusion_matrix.png`` and ``misclassified.png`` when testing ends.
+class ConfusionMatrix:
+    """Writes ``confusion_matrix.png`` and ``misclassified.png`` when testing ends (classifiers).
 
     Reads the predicted labels that ``Classifier.test_step`` returns (``{"preds": [B]}``);
-    tasks that return none are skipped. The matrix counts test images by true class
-    (rows) and predicted class (columns); a cell's colour is its share of the row.
+    batches without them are skipped. torchmetrics' ``MulticlassConfusionMatrix`` counts test
+    images by true class (rows) and predicted class (columns) and adds the counts of all
+    processes; a cell's colour is its share of the row.
     ``misclassified.png`` shows the first ``max_images`` test images the net got wrong,
     each titled ``true -> predicted``: ``columns`` a row, each cell ``CELL`` pixels.
     Counts are summed over processes; the images are those of process 0.
     """
 
+    task = Classifier
     CELL = (120, 135)  # width, height in pixels of one misclassified image with its title
     HEADER = 30  # pixels above the grid for the figure title
 
-    def __init__(self, *, max_images: int = 36, columns: int = 6, matrix_filename: str = "confusion_matrix.png",
-                 misclassified_filename: str = "misclassified.png") -> None:
+    def __init__(
+        self,
+        *,
+        max_images: int = 36,
+        columns: int = 6,
+        matrix_filename: str = "confusion_matrix.png",
+        misclassified_filename: str = "misclassified.png",
+    ) -> None:
         if max_images < 0 or columns < 1:
             raise ValueError(f"need max_images >= 0 and columns >= 1, got {max_images} and {columns}.")
         self.max_images = max_images
@@ -42,23 +52,34 @@ class ConfusionMatrix(Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self.counts: torch.Tensor | None = None
+        self.matrix: MulticlassConfusionMatrix | None = None
         self.wrong_images: list[torch.Tensor] = []
         self.wrong_pairs: list[torch.Tensor] = []  # [n, 2]: true, predicted
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._reset()
+        # validate_args=False: no per-batch checks (they call torch.unique); preds come from argmax.
+        self.matrix = MulticlassConfusionMatrix(pl_module.num_classes, validate_args=False).to(pl_module.device)
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
+    @property
+    def counts(self) -> torch.Tensor:
+        """[K, K] int64 counts, rows true, columns predicted, summed over processes."""
+        return self.matrix.compute().long()
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         if not isinstance(outputs, Mapping) or "preds" not in outputs:
             return
         images, labels = batch[0], batch[1]
         predictions = outputs["preds"]
-        num_classes = int(getattr(pl_module, "num_classes", 0)) or int(max(labels.max(), predictions.max())) + 1
-        pairs = labels * num_classes + predictions
-        counts = torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
-        self.counts = counts if self.counts is None else self.counts + counts
+        self.matrix.update(predictions, labels)
         missing = self.max_images - sum(len(p) for p in self.wrong_pairs)
         if missing > 0:
             wrong = (predictions != labels).nonzero().flatten()[:missing]
@@ -66,23 +87,22 @@ class ConfusionMatrix(Callback):
             self.wrong_pairs.append(torch.stack([labels[wrong], predictions[wrong]], dim=1).cpu())
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.counts is None:
+        if self.matrix is None or not self.matrix.update_called:
             return
-        counts = self.counts
-        if trainer.world_size > 1:
-            counts = pl_module.all_gather(counts).sum(dim=0)
+        counts = self.counts  # every process takes part in the sum
         if not trainer.is_global_zero:
             return
         class_names = getattr(trainer.datamodule, "class_names", None)
-        path = save_figure(self.draw_matrix(counts.cpu(), class_names), picture_path(trainer, self.matrix_filename))
-        log_picture(trainer, "pictures/confusion_matrix", path)
+        figure = self.draw_matrix(counts.cpu(), class_names)
+        path = save_figure(figure, picture_path(trainer, self.matrix_filename))
+        log_picture(trainer, "pictures/confusion_matrix", figure)
         announce(path)
         if not self.wrong_pairs or not sum(len(p) for p in self.wrong_pairs):
             log.info("No misclassified test images: %s not written.", self.misclassified_filename)
             return
         figure = self.draw_misclassified(torch.cat(self.wrong_images), torch.cat(self.wrong_pairs), class_names)
         path = save_figure(figure, picture_path(trainer, self.misclassified_filename))
-        log_picture(trainer, "pictures/misclassified", path)
+        log_picture(trainer, "pictures/misclassified", figure)
         announce(path)
 
     @staticmethod
@@ -104,16 +124,22 @@ class ConfusionMatrix(Callback):
                 if count:
                     colour = "white" if shares[row, column] > 0.5 else "black"
                     ax.text(column, row, str(count), ha="center", va="center", fontsize=font, color=colour)
-        ax.set_xticks(range(num_classes), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right"
-                      if max(map(len, names)) > 2 else "center", fontsize=font)
+        ax.set_xticks(
+            range(num_classes),
+            names,
+            rotation=45 if max(map(len, names)) > 2 else 0,
+            ha="right" if max(map(len, names)) > 2 else "center",
+            fontsize=font,
+        )
         ax.set_yticks(range(num_classes), names, fontsize=font)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"test confusion matrix: accuracy {100 * accuracy:.2f}% of {total}")
         return figure
 
-    def draw_misclassified(self, images: torch.Tensor, pairs: torch.Tensor,
-                           class_names: Sequence[str] | None = None) -> Figure:
+    def draw_misclassified(
+        self, images: torch.Tensor, pairs: torch.Tensor, class_names: Sequence[str] | None = None
+    ) -> Figure:
         """images [n, C, H, W], pairs [n, 2] (true, predicted) -> a grid Figure ``columns`` wide.
 
         Size: ``columns * CELL[0]`` x ``ceil(n / columns) * CELL[1] + HEADER`` pixels.

@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from linzoo.callbacks.pictures import announce, log_picture, new_figure, picture_path, save_figure
+from linzoo.callbacks.common import announce, log_picture, picture_path
+from linzoo.image_files import new_figure, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +33,25 @@ def read_epoch_metrics(path: str | Path) -> dict[str, dict[int, float]]:
     return table
 
 
-# When the main metric is the loss itself (autoencoders), the second panel shows the first
-# of these that was logged, else any other validation metric.
-SECOND_PANEL = ("val/sse_per_image", "val/nll_nats", "val/acc")
-
-
-def curve_metric(main_metric: str, names: list[str]) -> str | None:
-    """The metric of the second panel: the task's main metric unless that is the loss."""
-    if main_metric != "val/loss" and main_metric in names:
-        return main_metric
-    preferred = [name for name in SECOND_PANEL if name in names]
+def curve_metric(task: L.LightningModule, names: list[str]) -> str | None:
+    """The metric of the second panel: the task's ``curve_metric``, else its ``main_metric`` unless
+    that is the loss; else any other validation metric that was logged (None: no second panel)."""
+    declared = getattr(task, "curve_metric", None) or getattr(task, "main_metric", "val/loss")
+    if declared != "val/loss" and declared in names:
+        return declared
     others = sorted(name for name in names if name.startswith("val/") and name not in ("val/loss", "val/acc_best"))
-    return (preferred or others or [None])[0]
+    return (others or [None])[0]
 
 
-class TrainingCurves(Callback):
-    """Writes ``curves.png`` when training ends: train/val loss and the main metric per epoch.
+class TrainingCurves:
+    """Writes ``curves.png`` when training ends: train/val loss and the task's metric per epoch.
 
     Drawn from the run's CSV log (``csv/metrics.csv``), so the picture shows exactly
     what was logged. Runs without a CSV logger (``debug=fast_dev_run`` included) get one
     log line instead. ``width x height`` pixels, two panels.
     """
+
+    task = None  # every task
 
     def __init__(self, *, filename: str = "curves.png", width: int = 1000, height: int = 400) -> None:
         self.filename = filename
@@ -73,17 +71,16 @@ class TrainingCurves(Callback):
         if not table:
             log.info("%s holds no per-epoch metrics yet, so no %s.", metrics_file, self.filename)
             return
-        main_metric = getattr(pl_module, "main_metric", "val/loss")
-        path = save_figure(self.draw(table, main_metric), picture_path(trainer, self.filename))
-        log_picture(trainer, "pictures/curves", path)
+        figure = self.draw(table, curve_metric(pl_module, list(table)))
+        path = save_figure(figure, picture_path(trainer, self.filename))
+        log_picture(trainer, "pictures/curves", figure)
         announce(path)
 
-    def draw(self, table: dict[str, dict[int, float]], main_metric: str) -> Figure:
-        """Left: train/loss and val/loss; right: the main metric (train and val) per epoch."""
+    def draw(self, table: dict[str, dict[int, float]], metric: str | None) -> Figure:
+        """Left: train/loss and val/loss; right: ``metric`` (train and val) per epoch (None: empty)."""
         figure = new_figure(self.width, self.height)
         loss_ax, metric_ax = figure.subplots(1, 2)
         self._plot(loss_ax, table, ["train/loss", "val/loss"], "loss")
-        metric = curve_metric(main_metric, list(table))
         if metric is None:
             metric_ax.axis("off")
         else:
@@ -96,8 +93,7 @@ class TrainingCurves(Callback):
         for name in names:
             if name in table:
                 epochs = sorted(table[name])
-                ax.plot([e + 1 for e in epochs], [table[name][e] for e in epochs], marker="o", markersize=3,
-                        label=name)
+                ax.plot([e + 1 for e in epochs], [table[name][e] for e in epochs], marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)

@@ -6,39 +6,39 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from linzoo.callbacks.pictures import (
-    announce,
-    first_examples,
-    inference,
-    log_picture,
-    new_figure,
-    picture_path,
-    save_figure,
-)
+from linzoo.callbacks.common import announce, first_examples, inference, log_picture, picture_path
+from linzoo.image_files import new_figure, save_figure
 from linzoo.tasks.autoencoding import Autoencoding
 
 
 def principal_components(z: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """z [N, D] -> (coordinates [N, k] on the top-k principal axes, explained variance share [k]).
 
-    PCA by SVD of the centred codes: z - mean = U S V^T, coordinates = (z - mean) V[:, :k].
-    With D < k the missing axes are zeros.
+    ``torch.pca_lowrank`` of the centred codes, z - mean = U S V^T, asked for all
+    q = min(N, D) axes (so the randomized range finder is exact); coordinates =
+    (z - mean) V[:, :k]. Each axis is signed so that its largest loading is positive
+    (sklearn's ``svd_flip``), so the picture does not mirror from run to run. With
+    D < k the missing axes are zeros.
     """
-    centred = z.double() - z.double().mean(dim=0)
-    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-    coordinates = centred @ vh[:k].T
-    share = singular[:k].square() / singular.square().sum().clamp_min(1e-12)
+    z = z.double()
+    centred = z - z.mean(dim=0)
+    with torch.random.fork_rng(devices=[]):  # pca_lowrank draws a random matrix: leave the global RNG alone
+        torch.manual_seed(0)
+        _, singular, v = torch.pca_lowrank(z, q=min(z.shape), center=True, niter=2)
+    v = v[:, :k]
+    signs = torch.sign(v.gather(0, v.abs().argmax(dim=0, keepdim=True)))
+    coordinates = centred @ (v * signs)
+    share = singular[:k].square() / centred.square().sum().clamp_min(1e-12)
     if coordinates.shape[1] < k:
         coordinates = torch.nn.functional.pad(coordinates, (0, k - coordinates.shape[1]))
         share = torch.nn.functional.pad(share, (0, k - share.shape[0]))
     return coordinates.float(), share.float()
 
 
-class LatentMap(Callback):
+class LatentMap:
     """Writes ``latent_map.png`` when training ends (Autoencoding tasks only).
 
     Encodes up to ``num_points`` test images and scatters their codes: the code itself
@@ -46,8 +46,11 @@ class LatentMap(Callback):
     class. ``width x height`` pixels; also logged to TensorBoard as ``pictures/latent_map``.
     """
 
-    def __init__(self, *, num_points: int = 2000, filename: str = "latent_map.png",
-                 width: int = 700, height: int = 600) -> None:
+    task = Autoencoding
+
+    def __init__(
+        self, *, num_points: int = 2000, filename: str = "latent_map.png", width: int = 700, height: int = 600
+    ) -> None:
         if num_points < 2:
             raise ValueError(f"num_points must be >= 2, got {num_points}.")
         self.num_points = num_points
@@ -55,8 +58,8 @@ class LatentMap(Callback):
         self.width = width
         self.height = height
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not isinstance(pl_module, Autoencoding) or not trainer.is_global_zero:
+    def on_train_end(self, trainer: L.Trainer, pl_module: Autoencoding) -> None:
+        if not trainer.is_global_zero:
             return
         examples = first_examples(trainer, self.num_points)
         if examples is None:
@@ -66,8 +69,9 @@ class LatentMap(Callback):
             batch = trainer.precision_plugin.convert_input(images.to(pl_module.device))
             z = pl_module.net.encode(batch).float().cpu()
         class_names = getattr(trainer.datamodule, "class_names", None)
-        path = save_figure(self.draw(z, labels, class_names), picture_path(trainer, self.filename))
-        log_picture(trainer, "pictures/latent_map", path)
+        figure = self.draw(z, labels, class_names)
+        path = save_figure(figure, picture_path(trainer, self.filename))
+        log_picture(trainer, "pictures/latent_map", figure)
         announce(path)
 
     def draw(self, z: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None) -> Figure:
@@ -89,6 +93,7 @@ class LatentMap(Callback):
         ax.set_title(f"{title}, {len(z)} test images")
         ax.set_xlabel(axes_names[0])
         ax.set_ylabel(axes_names[1])
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=3, fontsize="small", frameon=False,
-                  title="class")
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=3, fontsize="small", frameon=False, title="class"
+        )
         return figure

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 
-from linzoo.callbacks.pictures import (
-    announce,
-    first_examples,
-    inference,
-    log_picture,
-    picture_path,
-    save_image_grid,
-)
+from linzoo.callbacks.common import announce, first_examples, inference, log_picture, picture_path
+from linzoo.image_files import save_image_grid
 from linzoo.tasks.autoencoding import Autoencoding
 
 
-class ReconstructionGrid(Callback):
+class ReconstructionGrid:
     """Writes ``reconstructions.png`` when training ends (Autoencoding tasks only).
 
     The first ``num_images`` test images, ``nrow`` a row: a row of originals, below it
@@ -26,8 +19,11 @@ class ReconstructionGrid(Callback):
     in TensorBoard (tag ``pictures/reconstructions``) when that logger is on.
     """
 
-    def __init__(self, *, num_images: int = 32, nrow: int = 8, filename: str = "reconstructions.png",
-                 seed: int = 0) -> None:
+    task = Autoencoding
+
+    def __init__(
+        self, *, num_images: int = 32, nrow: int = 8, filename: str = "reconstructions.png", seed: int = 0
+    ) -> None:
         if num_images < 1 or nrow < 1:
             raise ValueError(f"num_images and nrow must be >= 1, got {num_images} and {nrow}.")
         self.num_images = num_images
@@ -35,8 +31,8 @@ class ReconstructionGrid(Callback):
         self.filename = filename
         self.seed = seed
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not isinstance(pl_module, Autoencoding) or not trainer.is_global_zero:
+    def on_train_end(self, trainer: L.Trainer, pl_module: Autoencoding) -> None:
+        if not trainer.is_global_zero:
             return
         examples = first_examples(trainer, self.num_images)
         if examples is None:
@@ -56,6 +52,6 @@ class ReconstructionGrid(Callback):
         # [rows, N, C, H, W] -> blocks of nrow: originals, (noisy,) reconstructions
         stacked = torch.stack(rows).unflatten(1, (-1, nrow))  # [R, N / nrow, nrow, C, H, W]
         grid = stacked.transpose(0, 1).flatten(0, 2)
-        path = save_image_grid(grid, picture_path(trainer, self.filename), nrow=nrow)
-        log_picture(trainer, "pictures/reconstructions", path)
+        path = picture_path(trainer, self.filename)
+        log_picture(trainer, "pictures/reconstructions", save_image_grid(grid, path, nrow=nrow))
         announce(path)

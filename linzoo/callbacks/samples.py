@@ -6,9 +6,9 @@ import math
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 
-from linzoo.callbacks.pictures import announce, inference, log_picture, picture_path, save_image_grid
+from linzoo.callbacks.common import announce, inference, log_picture, picture_path
+from linzoo.image_files import save_image_grid
 from linzoo.tasks.language_modeling import LanguageModeling
 
 
@@ -43,25 +43,28 @@ def draw_samples(
     return task.sample(num, digit=digit, **options), math.ceil(math.sqrt(num))
 
 
-class SampleGrid(Callback):
+class SampleGrid:
     """Writes ``samples.png`` when training ends (LanguageModeling tasks only).
 
     ``num`` samples with the fixed ``seed`` (one row per digit for a class-conditional
     LM), drawn with the key/value cache; also in TensorBoard as ``pictures/samples``.
     """
 
-    def __init__(self, *, num: int = 64, seed: int = 0, temperature: float = 1.0,
-                 filename: str = "samples.png") -> None:
+    task = LanguageModeling
+
+    def __init__(
+        self, *, num: int = 64, seed: int = 0, temperature: float = 1.0, filename: str = "samples.png"
+    ) -> None:
         self.num = num
         self.seed = seed
         self.temperature = temperature
         self.filename = filename
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not isinstance(pl_module, LanguageModeling) or not trainer.is_global_zero:
+    def on_train_end(self, trainer: L.Trainer, pl_module: LanguageModeling) -> None:
+        if not trainer.is_global_zero:
             return
         with inference(trainer, pl_module):
             images, nrow = draw_samples(pl_module, num=self.num, seed=self.seed, temperature=self.temperature)
-        path = save_image_grid(images, picture_path(trainer, self.filename), nrow=nrow)
-        log_picture(trainer, "pictures/samples", path)
+        path = picture_path(trainer, self.filename)
+        log_picture(trainer, "pictures/samples", save_image_grid(images, path, nrow=nrow))
         announce(path)

@@ -31,8 +31,14 @@ def check_images(images: torch.Tensor, *, in_channels: int, image_size: int, mod
     raise ValueError(f"{model} expects images of shape {wanted}, got {list(shape)}; {fix}.")
 
 
-def check_tokens(tokens: torch.Tensor, *, vocab_size: int, max_length: int, model: str) -> None:
-    """Raise unless ``tokens`` is an integer tensor [B, T], T <= max_length, ids in [0, vocab_size)."""
+def check_tokens(
+    tokens: torch.Tensor, *, vocab_size: int, max_length: int, model: str, check_values: bool = True
+) -> None:
+    """Raise unless ``tokens`` is an integer tensor [B, T], T <= max_length, ids in [0, vocab_size).
+
+    The id range needs the values on the host (a device sync on a GPU): ``check_values=False``
+    checks only dtype and shape, which cost nothing.
+    """
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{model} expects a LongTensor of token ids [B, T], got {type(tokens).__name__}.")
     if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
@@ -45,7 +51,7 @@ def check_tokens(tokens: torch.Tensor, *, vocab_size: int, max_length: int, mode
             f"{model} got {tokens.shape[1]} tokens but its context holds at most {max_length}; "
             "crop the sequence or build the model with a larger seq_len."
         )
-    if tokens.numel() and not torch.compiler.is_compiling():  # value check: eager only (it syncs)
+    if check_values and tokens.numel() and not torch.compiler.is_compiling():  # eager only (it syncs)
         low, high = int(tokens.min()), int(tokens.max())
         if low < 0 or high >= vocab_size:
             raise ValueError(

@@ -85,17 +85,29 @@ class DecoderLM(nn.Module):
         return self.lm_head.weight is self.token_embedding.weight
 
     def new_cache(self) -> list[KVCache]:
-        """An empty KV cache, one :class:`KVCache` per block, for :meth:`forward`."""
-        return [KVCache() for _ in self.blocks]
+        """An empty KV cache, one :class:`KVCache` per block, preallocated to ``seq_len`` steps."""
+        return [KVCache(self.seq_len) for _ in self.blocks]
 
     def forward(self, tokens: torch.Tensor, *, cache: list[KVCache] | None = None) -> torch.Tensor:
         """tokens: [B, T] int64 -> logits [B, T, vocab_size].
 
         With ``cache`` (from :meth:`new_cache`), ``tokens`` are the steps that follow the
         cached ones: they get positions past .. past + T - 1 and attend to the cache.
+        Token ids are range-checked only on CPU tensors (on a GPU the check would wait for
+        the device at every call).
         """
         past = len(cache[0]) if cache else 0
-        check_tokens(tokens, vocab_size=self.vocab_size, max_length=self.seq_len - past, model="DecoderLM")
+        check_tokens(
+            tokens,
+            vocab_size=self.vocab_size,
+            max_length=self.seq_len - past,
+            model="DecoderLM",
+            check_values=tokens.device.type == "cpu",
+        )
+        return self._logits(tokens, cache=cache, past=past)
+
+    def _logits(self, tokens: torch.Tensor, *, cache: list[KVCache] | None, past: int) -> torch.Tensor:
+        """:meth:`forward` without the input checks (generation feeds back ids it sampled itself)."""
         positions = torch.arange(past, past + tokens.shape[1], device=tokens.device)
         x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
         for index, block in enumerate(self.blocks):
@@ -144,7 +156,8 @@ class DecoderLM(nn.Module):
         tokens = prompt
         step_input = prompt
         for _ in range(max_new_tokens):
-            logits = self(step_input, cache=cache)[:, -1, :]  # [B, V]
+            past = len(cache[0]) if cache else 0
+            logits = self._logits(step_input, cache=cache, past=past)[:, -1, :]  # [B, V]
             next_token = self._sample(
                 logits, temperature=temperature, top_k=top_k, allowed_tokens=allowed_tokens, generator=generator
             )

@@ -15,6 +15,8 @@ from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory
 class Autoencoding(Task):
     """Trains ``net`` (with ``encode``/``decode_logits``) to reconstruct images in [0, 1].
 
+    ``task(images)`` is ``net(images)``: reconstructions [B, C, H, W] in [0, 1].
+
     Loss per pixel: ``bce`` = binary cross-entropy on the decoder logits (AMP-safe), or
     ``mse`` on ``sigmoid(logits)``. Also logs, per image (summed over pixels, averaged
     over images), ``sse_per_image`` = sum (x_hat - x)^2 and ``bce_per_image`` in nats.
@@ -25,6 +27,7 @@ class Autoencoding(Task):
 
     main_metric = "val/loss"
     main_metric_mode = "min"
+    curve_metric = "val/sse_per_image"
 
     def __init__(
         self,
@@ -43,10 +46,6 @@ class Autoencoding(Task):
             raise ValueError(f"noise_std must be >= 0, got {noise_std}.")
         self.loss_name = loss
         self.noise_std = noise_std
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] in [0, 1] -> reconstruction [B, C, H, W] in [0, 1]."""
-        return torch.sigmoid(self.net.decode_logits(self.net.encode(images)))
 
     def predict_step(self, batch: Any, batch_idx: int = 0) -> torch.Tensor:
         """``trainer.predict``: images [B, C, H, W] (or ``(images, labels)``) -> reconstructions, same shape, in [0, 1]."""

@@ -26,9 +26,12 @@ class Task(L.LightningModule):
             and so checkpoint keys, stay those of the plain net (no ``_orig_mod.``).
     """
 
-    # Name and direction of the validation metric that selects the best checkpoint.
+    # The one place that names the monitored metric: the best checkpoint, early stopping
+    # (linzoo.callbacks.ModelCheckpoint/EarlyStopping) and train()'s metrics["monitor"] read it.
     main_metric: str = "val/loss"
     main_metric_mode: str = "min"
+    # The metric curves.png draws beside the loss: main_metric, unless that is the loss itself.
+    curve_metric: str | None = None
 
     def __init__(
         self,
@@ -42,7 +45,6 @@ class Task(L.LightningModule):
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.compiled = compile
         if compile:
             self.net.compile()
         # The config that rebuilds this task; linzoo.train sets it and it is saved in

@@ -8,7 +8,7 @@ Configs pass optimizers and schedules as factories (Hydra ``_partial_: true``):
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -32,22 +32,55 @@ def weight_decay_groups(module: nn.Module) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+class WarmupCosine(torch.optim.lr_scheduler.SequentialLR):
+    """torch's ``LinearLR`` warm-up, then ``CosineAnnealingLR``, as one ``SequentialLR``.
+
+    Factor of the base lr at step s (W = ``warmup_steps``, T = ``total_steps``, r = ``min_lr_ratio``):
+    (s + 1) / W while s < W, then r + (1 - r) (1 + cos(pi (s - W) / max(1, T - W))) / 2.
+    Also resumes from the state of the ``LambdaLR`` that computed this formula by hand
+    before (checkpoints written by earlier linzoo versions): it replays their steps.
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0
+    ) -> None:
+        base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+        if len(set(base_lrs)) > 1 and min_lr_ratio:
+            raise ValueError(
+                f"min_lr_ratio={min_lr_ratio} needs one base lr for every parameter group, got {base_lrs}; "
+                "CosineAnnealingLR takes a single eta_min. Use min_lr_ratio=0 or one lr."
+            )
+        warmup = torch.optim.lr_scheduler.LinearLR(
+            optimizer, start_factor=1 / max(1, warmup_steps), end_factor=1.0, total_iters=max(1, warmup_steps - 1)
+        )
+        decay = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=min_lr_ratio * base_lrs[0]
+        )
+        super().__init__(optimizer, schedulers=[warmup, decay], milestones=[warmup_steps])
+        self._first_lrs = [group["lr"] for group in optimizer.param_groups]  # step 0's
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "_schedulers" in state_dict:
+            super().load_state_dict(state_dict)
+            return
+        # A LambdaLR state from before: replay its steps from step 0 (torch's schedules are recursive in lr).
+        for group, lr in zip(self.optimizer.param_groups, self._first_lrs, strict=True):
+            group["lr"] = lr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+            for _ in range(state_dict["last_epoch"]):
+                self.step()
+
+
 def cosine(
     optimizer: torch.optim.Optimizer,
     *,
     total_steps: int,
     warmup_steps: int = 0,
     min_lr_ratio: float = 0.0,
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then cosine decay from lr to ``min_lr_ratio * lr`` at ``total_steps``."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+) -> WarmupCosine:
+    """Linear warm-up, then cosine decay from lr to ``min_lr_ratio * lr`` at ``total_steps`` (:class:`WarmupCosine`)."""
+    return WarmupCosine(optimizer, total_steps=total_steps, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
 
 
 def one_cycle(
