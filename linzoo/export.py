@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.callbacks.pictures import fresh_path
+from linzoo.image_files import fresh_path
 from linzoo.checkpoints import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, read_net
 from linzoo.quantize import check_quantize, quantize_int8, require
 

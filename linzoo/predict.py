@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.callbacks.pictures import fresh_path, save_image_grid
+from linzoo.image_files import fresh_path, save_image_grid
 from linzoo.checkpoints import build_net, net_config_of, read_net
 from linzoo.data.mnist import DATASETS
 from linzoo.image_inputs import read_inputs
