@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -14,16 +15,27 @@ from omegaconf import DictConfig
 
 from linzoo.config import register_configs
 
-CONFIG_PATH = "../configs"  # the repository's configs/, next to the package
+
+def config_path() -> str:
+    """Where the configs are: the clone's ``configs/`` when this linzoo is a clone (or
+    an editable install of one), else those the wheel carries, ``pkg://linzoo.configs``."""
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / "pyproject.toml").is_file() and (clone / "configs" / "train.yaml").is_file():
+        return str(clone / "configs")
+    return "pkg://linzoo.configs"
+
+
+CONFIG_PATH = config_path()
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def train(cfg: DictConfig) -> Any:
+def train(cfg: DictConfig) -> float | None:
+    """Returns the best value of the monitored metric (``monitor.metric``): what sweepers optimise."""
     from linzoo.train import train as run_training
 
-    return run_training(cfg)
+    return run_training(cfg)["monitor"]["best"]
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")

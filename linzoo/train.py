@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.checkpoints import existing_checkpoint, model_config_for_resume
+from linzoo.console import print_config_tree
 from linzoo.instantiation import instantiate_all
 from linzoo.models.summary import count_parameters
 from linzoo.runs import ensure_fresh_run_dir, write_metrics
@@ -36,6 +37,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_precision(cfg.trainer)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if cfg.get("print_config", True):
+        print_config_tree(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -52,12 +55,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
 
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - start
 
     best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    monitor = monitored_result(trainer, cfg.get("monitor"))
     test_metrics: dict[str, float] = {}
     if cfg.get("test", True):
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint or None)
@@ -77,11 +82,42 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),
+        "monitor": monitor,
     }
     write_metrics(output_dir, metrics)
     print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
     print(f"Run directory: {output_dir}")
     return metrics
+
+
+def monitored_result(trainer: L.Trainer, monitor_cfg: DictConfig | None) -> dict[str, Any]:
+    """``{"metric", "mode", "best"}`` of the monitored validation metric (``cfg.monitor``):
+    what a sweeper optimises. ``best`` is the checkpoint callback's best score when it
+    watches that metric, else the metric's last value, else None (never validated)."""
+    metric = str(monitor_cfg.metric) if monitor_cfg else "val/loss"
+    mode = str(monitor_cfg.mode) if monitor_cfg else "min"
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.monitor == metric and checkpoint.best_model_score is not None:
+        best = checkpoint.best_model_score
+    else:
+        best = trainer.callback_metrics.get(metric)
+    return {"metric": metric, "mode": mode, "best": None if best is None else float(best)}
+
+
+def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int) -> None:
+    """Give every logger of the run the resolved config, flattened to ``group.key`` names
+    (lists as their string), and the net's parameter count."""
+    params: dict[str, Any] = {"num_parameters": num_parameters}
+    stack = [("", OmegaConf.to_container(cfg, resolve=True))]
+    while stack:
+        prefix, node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                stack.append((f"{prefix}{key}.", value))
+            else:
+                params[f"{prefix}{key}"] = str(value) if isinstance(value, (list, dict)) else value
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
 
 
 def check_precision(trainer_cfg: DictConfig) -> None:
