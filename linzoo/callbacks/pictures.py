@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
 from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import save_image
@@ -78,7 +78,11 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
 
 def log_picture(trainer: L.Trainer, tag: str, path: Path) -> None:
-    """Show the PNG at ``path`` in every TensorBoard logger of the run (no-op without one)."""
+    """Show the PNG at ``path`` in every TensorBoard logger of the run, and store it as an
+    artifact (folder: the tag's, e.g. ``pictures/``) of every MLflow run (no-op without them)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger):
+            logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=str(Path(tag).parent))
     tensorboards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
     if not tensorboards:
         return
