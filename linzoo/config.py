@@ -10,6 +10,7 @@ so ``model.levels=16`` or ``model.conditional=true`` need no second override.
 from __future__ import annotations
 
 from dataclasses import MISSING, field, fields, make_dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -39,8 +40,16 @@ def lm_vocab_size(levels: int, conditional: bool, num_classes: int) -> int:
     return int(levels) + 1 + (int(num_classes) if conditional else 0)
 
 
+def sqlite_file(path: str) -> str:
+    """``sqlite:///<path>`` for a database file, its folder created (SQLite makes no folders).
+    configs/hparams_search/ keep their Optuna study in ``${sqlite_file:outputs/optuna.db}``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
 def register_configs() -> None:
     """Store the ``linear`` schema as ``linear/schema`` (the linear YAMLs build on it) and
-    register the ``lm_vocab_size`` resolver (configs/model/lm.yaml uses it)."""
+    register the resolvers ``lm_vocab_size`` (configs/model/lm.yaml) and ``sqlite_file``."""
     ConfigStore.instance().store(group="linear", name="schema", node=LinearConfig)
     OmegaConf.register_new_resolver("lm_vocab_size", lm_vocab_size, replace=True)
+    OmegaConf.register_new_resolver("sqlite_file", sqlite_file, replace=True)
