@@ -48,21 +48,20 @@ def test_grid_multirun_writes_one_run_directory_per_point(fake_mnist_root, tmp_p
 
 
 @pytest.mark.slow
-def test_optuna_search_finishes_reports_the_best_value_and_continues_its_study(fake_mnist_root, tmp_path) -> None:
+def test_optuna_search_finishes_reports_the_best_value_and_stores_its_study(fake_mnist_root, tmp_path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     optuna = pytest.importorskip("optuna")
-    common = ["hparams_search=mlp_optuna", *data_overrides(fake_mnist_root), *QUICK]  # 2 batches: size hardly matters
-    run_train_script([*common, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'first'}"], cwd=tmp_path)
-    run_train_script([*common, "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={tmp_path / 'second'}"], cwd=tmp_path)
+    run_train_script(["hparams_search=mlp_optuna", "hydra.sweeper.n_trials=3", *data_overrides(fake_mnist_root),
+                      *QUICK, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)  # 2 batches: width hardly matters
 
     # Each trial is an ordinary run; the sweep directory names the best params and value.
-    trial_bests = [json.loads(path.read_text())["monitor"]["best"]
-                   for path in sorted(tmp_path.glob("*/[0-9]*/metrics.json"))]
-    assert len(trial_bests) == 3
-    results = OmegaConf.load(tmp_path / "second" / "optimization_results.yaml")
+    trial_bests = [json.loads((tmp_path / "sweep" / str(trial) / "metrics.json").read_text())["monitor"]["best"]
+                   for trial in range(3)]
+    results = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
     assert results.best_value == pytest.approx(max(trial_bests))  # the MLP's val/acc: maximize
     assert set(results.best_params) == {"optimizer.lr", "model.net.hidden_dims", "model.net.dropout", "linear.init"}
 
-    # The study persists in ./outputs/optuna.db: the second search added to the first.
+    # The study is kept in ./outputs/optuna.db, where the same command finds it again.
     study = optuna.load_study(study_name="mlp_optuna", storage=f"sqlite:///{tmp_path / 'outputs' / 'optuna.db'}")
-    assert len(study.trials) == 3 and study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert sorted(trial.value for trial in study.trials) == pytest.approx(sorted(trial_bests))
