@@ -20,9 +20,17 @@ from omegaconf import DictConfig
 from linzoo.config import register_configs
 from linzoo.errors import exiting_on_user_error, reporting_user_errors
 
-# The repository's configs/, next to the package. An absolute path: a relative one is taken
-# by Hydra as a module path (pkg://configs) once the entry point lives in a package.
-CONFIG_PATH = str(Path(__file__).resolve().parents[1] / "configs")
+
+def config_path() -> str:
+    """Where the configs are: the clone's ``configs/`` when this linzoo is a clone (or
+    an editable install of one), else those the wheel carries, ``pkg://linzoo.configs``."""
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / "pyproject.toml").is_file() and (clone / "configs" / "train.yaml").is_file():
+        return str(clone / "configs")
+    return "pkg://linzoo.configs"
+
+
+CONFIG_PATH = config_path()
 
 register_configs()
 
@@ -54,10 +62,11 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
 
 
 @command("train")
-def train(cfg: DictConfig) -> Any:
+def train(cfg: DictConfig) -> float | None:
+    """Returns the best value of the monitored metric: what sweepers optimise."""
     from linzoo.train import train as run_training
 
-    return run_training(cfg)
+    return run_training(cfg)["monitor"]["best"]
 
 
 @command("eval")
@@ -88,7 +97,7 @@ def sample(cfg: DictConfig) -> None:
     print(f"Samples: {path}")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
+@command("predict")
 def predict(cfg: DictConfig) -> None:
     from linzoo.predict import predict_checkpoint
 
@@ -104,7 +113,7 @@ def predict(cfg: DictConfig) -> None:
     print(f"Predictions: {path}")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
+@command("export")
 def export(cfg: DictConfig) -> None:
     from linzoo.export import export_checkpoint
 

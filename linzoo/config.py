@@ -23,6 +23,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, field, fields, make_dataclass
+from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from hydra.core.config_store import ConfigStore
@@ -159,17 +160,36 @@ def lm_vocab_size(levels: int, conditional: bool, num_classes: int) -> int:
     return int(levels) + 1 + (int(num_classes) if conditional else 0)
 
 
+def sqlite_file(path: str) -> str:
+    """``sqlite:///<path>`` for a database file, its folder created (SQLite makes no folders).
+    configs/hparams_search/ keep their Optuna study in ``${sqlite_file:outputs/optuna.db}``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def optuna_direction(task_target: str) -> str:
+    """``maximize`` or ``minimize``: the direction of the task's monitored metric
+    (``main_metric_mode`` of the class ``task_target``, e.g. ``linzoo.tasks.Classifier``).
+    configs/hparams_search/ use it as ``${optuna_direction:${model._target_}}``."""
+    from hydra.utils import get_class
+
+    return f"{get_class(task_target).main_metric_mode}imize"
+
+
 def register_configs() -> None:
     """Store the schemas (``linear/schema``, ``schema/net/<model>``, ``schema/task/<task>``,
-    ``schema/data/datamodule``; the YAMLs build on them) and register the ``lm_vocab_size``
-    resolver (configs/model/lm.yaml uses it)."""
+    ``schema/data/datamodule``; the YAMLs build on them) and register the resolvers
+    ``lm_vocab_size`` (configs/model/lm.yaml), ``sqlite_file`` and ``optuna_direction``
+    (configs/hparams_search/)."""
     store = ConfigStore.instance()
     store.store(group="linear", name="schema", node=LinearConfig)
     for kind, schemas in _model_schemas().items():
         for name, schema in schemas.items():
             store.store(group=f"schema/{kind}", name=name, node=schema)
     OmegaConf.register_new_resolver("lm_vocab_size", lm_vocab_size, replace=True)
+    OmegaConf.register_new_resolver("sqlite_file", sqlite_file, replace=True)
+    OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
 
 
 __all__ = ["LinearConfig", "RoleOverrideConfig", "lm_vocab_size", "omegaconf_type", "register_configs",
-           "schema_from_signature"]
+           "optuna_direction", "schema_from_signature", "sqlite_file"]

@@ -24,6 +24,7 @@ from linzoo.callbacks.divergence import DivergenceError, StopOnDivergence
 from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
 from linzoo.callbacks.rng_state import RestoreRNGStates
 from linzoo.checkpoints import CONFIG_KEY, AtomicCheckpointIO, existing_checkpoint, read_checkpoint, remove_stale_temp_files
+from linzoo.console import print_config_tree
 from linzoo.instantiation import instantiate_all
 from linzoo.models.summary import count_parameters
 from linzoo.resume import check_resume_config
@@ -64,6 +65,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             keep_csv_log(output_dir)
             remove_stale_temp_files(output_dir / "checkpoints")
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        if cfg.get("print_config", True):
+            print_config_tree(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -77,6 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
 
     start = time.perf_counter()
     status, failure = "finished", None
@@ -90,16 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         status = "interrupted"
     fit_seconds = time.perf_counter() - start
 
-    checkpoint = trainer.checkpoint_callback
-    best_checkpoint = checkpoint.best_model_path if checkpoint else ""
-    # The monitored metric: the task's (linzoo.callbacks.ModelCheckpoint reads it there) unless overridden.
-    watched = checkpoint if checkpoint is not None and checkpoint.monitor else None
-    best_score = watched.best_model_score if watched is not None else None
-    monitor = {
-        "metric": watched.monitor if watched is not None else task.main_metric,
-        "mode": watched.mode if watched is not None else task.main_metric_mode,
-        "best": None if best_score is None else float(best_score),
-    }
+    best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test_metrics: dict[str, float] = {}
     if status == "finished" and cfg.get("test", True):
         results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint or None)
@@ -108,7 +103,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         **test_metrics,
         "status": status,
-        "monitor": monitor_summary(trainer, cfg, task),
+        "monitor": monitor_summary(trainer, task),
         "model": type(task.net).__name__,
         "task": type(task).__name__,
         "data_source": getattr(datamodule, "source", "unknown"),
@@ -118,7 +113,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fit_seconds": round(fit_seconds, 3),
         "wall_time_s": round(time.perf_counter() - start, 3),
         "best_checkpoint": best_checkpoint,
-        "monitor": monitor,
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),
@@ -152,14 +146,14 @@ def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:
     check_resume_config(saved, build_config, ckpt_path=ckpt_path)
 
 
-def monitor_summary(trainer: L.Trainer, cfg: DictConfig, task: Task) -> dict[str, Any]:
+def monitor_summary(trainer: L.Trainer, task: Task) -> dict[str, Any]:
     """``{"metric": name, "mode": "min"|"max", "best": float | None}`` of the validation
-    metric that picks the best checkpoint (best: the checkpoint callback's best score, else
-    the metric's last value; None when never measured or not finite)."""
+    metric that picks the best checkpoint (the task's main_metric unless the checkpoint
+    callback was told another): what a sweeper optimises. best: the checkpoint callback's
+    best score, else the metric's last value; None when never measured or not finite."""
     callback = trainer.checkpoint_callback
-    monitor = cfg.get("monitor") or {}
-    metric = getattr(callback, "monitor", None) or monitor.get("metric") or task.main_metric
-    mode = getattr(callback, "mode", None) or monitor.get("mode") or task.main_metric_mode
+    metric = getattr(callback, "monitor", None) or task.main_metric
+    mode = getattr(callback, "mode", None) or task.main_metric_mode
     score = getattr(callback, "best_model_score", None)
     if score is None:
         score = trainer.callback_metrics.get(metric)
@@ -180,6 +174,22 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
             f"trainer=fsdp (strategy {target}) needs CUDA GPUs: Lightning's FSDPStrategy refuses "
             f"accelerator={accelerator} without CUDA. On CPU use trainer=ddp trainer.accelerator=cpu."
         )
+
+
+def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int) -> None:
+    """Give every logger of the run the resolved config, flattened to ``group.key`` names
+    (lists as their string), and the net's parameter count."""
+    params: dict[str, Any] = {"num_parameters": num_parameters}
+    stack = [("", OmegaConf.to_container(cfg, resolve=True))]
+    while stack:
+        prefix, node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                stack.append((f"{prefix}{key}.", value))
+            else:
+                params[f"{prefix}{key}"] = str(value) if isinstance(value, (list, dict)) else value
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
 
 
 def check_precision(trainer_cfg: DictConfig) -> None:

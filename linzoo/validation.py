@@ -53,9 +53,6 @@ def check_train_config(cfg: DictConfig) -> None:
         _check_known_keys("scheduler", cfg.scheduler)
     model = cfg.model
     check_net_options(_plain(model.net), prefix="model.net.")
-    monitor = cfg.get("monitor")
-    if monitor is not None and monitor.get("mode") not in ("min", "max"):
-        raise ConfigError("monitor.mode", monitor.get("mode"), "min or max", "monitor.mode=max")
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, Mapping) and "_target_" in node:

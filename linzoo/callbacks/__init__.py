@@ -7,6 +7,7 @@ no logger and also show their pictures in TensorBoard when that logger is on.
 
 from linzoo.callbacks.confusion import ConfusionMatrix
 from linzoo.callbacks.curves import TrainingCurves
+from linzoo.callbacks.ema import EMA
 from linzoo.callbacks.latent_map import LatentMap
 from linzoo.callbacks.monitor import EarlyStopping, ModelCheckpoint
 from linzoo.callbacks.pictures import Pictures
@@ -14,6 +15,7 @@ from linzoo.callbacks.reconstructions import ReconstructionGrid
 from linzoo.callbacks.samples import SampleGrid, draw_samples
 
 __all__ = [
+    "EMA",
     "ConfusionMatrix",
     "EarlyStopping",
     "LatentMap",

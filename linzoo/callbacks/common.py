@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
 from matplotlib.figure import Figure
 
 from linzoo.image_files import fresh_path
@@ -29,18 +29,23 @@ def picture_path(trainer: L.Trainer, filename: str) -> Path:
 
 
 def log_picture(trainer: L.Trainer, tag: str, picture: Figure | torch.Tensor) -> None:
-    """Show a figure, or an image grid [3, H, W] (uint8), in every TensorBoard logger of the run.
+    """Show a figure, or an image grid [3, H, W] (uint8), in every logger of the run that takes
+    pictures: TensorBoard (``add_figure``/``add_image`` under ``tag``) and MLflow (an artifact
+    ``<tag>.png``, e.g. ``pictures/curves.png``). No-op without them.
 
-    No-op without one. Figures go through ``add_figure``, which renders them as ``savefig``
-    does (same size in pixels); nothing is read back from the PNG.
+    Figures are rendered as ``savefig`` does (same size in pixels); nothing is read back from the PNG.
     """
     for logger in trainer.loggers:
-        if not isinstance(logger, TensorBoardLogger):
-            continue
-        if isinstance(picture, Figure):
-            logger.experiment.add_figure(tag, picture, global_step=trainer.global_step, close=False)
-        else:
-            logger.experiment.add_image(tag, picture, global_step=trainer.global_step, dataformats="CHW")
+        if isinstance(logger, TensorBoardLogger):
+            if isinstance(picture, Figure):
+                logger.experiment.add_figure(tag, picture, global_step=trainer.global_step, close=False)
+            else:
+                logger.experiment.add_image(tag, picture, global_step=trainer.global_step, dataformats="CHW")
+        elif isinstance(logger, MLFlowLogger):
+            if isinstance(picture, Figure):
+                logger.experiment.log_figure(logger.run_id, picture, f"{tag}.png")
+            else:
+                logger.experiment.log_image(logger.run_id, picture.permute(1, 2, 0).cpu().numpy(), f"{tag}.png")
 
 
 def announce(path: Path) -> None:

@@ -13,6 +13,16 @@ from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_
 CONFIG_KEY = "linzoo_config"
 
 
+def example_input(net: nn.Module) -> torch.Tensor | None:
+    """A zero input of batch size one for ``net``: images [1, in_channels, image_size,
+    image_size] for image nets, token ids [1, seq_len] (int64) for a pixel LM, else None."""
+    if hasattr(net, "in_channels") and hasattr(net, "image_size"):
+        return torch.zeros(1, net.in_channels, net.image_size, net.image_size)
+    if hasattr(net, "seq_len") and hasattr(net, "vocab_size"):
+        return torch.zeros(1, net.seq_len, dtype=torch.long)
+    return None
+
+
 class Task(L.LightningModule):
     """Trains a ready-built ``net``; subclasses define the loss and metrics.
 
@@ -47,6 +57,9 @@ class Task(L.LightningModule):
         self.scheduler_factory = scheduler
         if compile:
             self.net.compile()
+        # One dummy input, so Lightning's model summary can count FLOPs (not with compile:
+        # the summary's forward pass would compile the net once more).
+        self.example_input_array = None if compile else example_input(net)
         # The config that rebuilds this task; linzoo.train sets it and it is saved in
         # every checkpoint, so eval.py needs nothing but the checkpoint.
         self.build_config: dict[str, Any] | None = None
