@@ -93,12 +93,12 @@ class BatchAugmenter:
     def crop(self, images: Tensor, *, generator: torch.Generator) -> Tensor:
         batch, channels, height, width = images.shape
         offsets = self.crop_offsets(batch, generator=generator).to(images.device)
-        padded = F.pad(images, [self.padding] * 4)  # zeros: MNIST's background
-        rows = (offsets[:, 0, None] + torch.arange(height, device=images.device))[:, None, :, None]
-        cols = (offsets[:, 1, None] + torch.arange(width, device=images.device))[:, None, None, :]
-        batch_index = torch.arange(batch, device=images.device)[:, None, None, None]
-        channel_index = torch.arange(channels, device=images.device)[None, :, None, None]
-        return padded[batch_index, channel_index, rows, cols]
+        padded = F.pad(images, [self.padding] * 4).flatten(2)  # zeros (MNIST's background): [B, C, H' * W']
+        padded_width = width + 2 * self.padding
+        rows = offsets[:, :1] + torch.arange(height, device=images.device)  # [B, H]
+        cols = offsets[:, 1:] + torch.arange(width, device=images.device)  # [B, W]
+        flat = (rows[:, :, None] * padded_width + cols[:, None, :]).flatten(1)  # [B, H * W] into the padded image
+        return padded.gather(2, flat[:, None, :].expand(batch, channels, -1)).view(batch, channels, height, width)
 
 
 def make_augmenter(augment: str) -> BatchAugmenter | None:
