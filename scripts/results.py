@@ -40,8 +40,8 @@ LITERATURE = {
     "lm_mnist": ("-", "NLL nats/image: NADE 88.3, PixelRNN 79.2 (stochastically binarised MNIST)"),
 }
 
-# Overrides that change where a run goes or how it is shown, not what it computes.
-NOT_PART_OF_THE_RECIPE = ("hydra.", "paths.", "callbacks.progress_bar.")
+# Overrides that change where a run goes, how it is shown or that it was resumed, not what it computes.
+NOT_PART_OF_THE_RECIPE = ("hydra.", "paths.", "callbacks.progress_bar.", "ckpt_path=")
 
 
 @dataclass
