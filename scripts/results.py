@@ -180,10 +180,34 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def short_table(runs: list[Run]) -> str:
+    """The README's short version: recipe, result, target, wall time per run."""
+    if not runs:
+        return "No finished recipe runs yet: see [docs/results.md](docs/results.md) for the targets."
+    lines = ["| recipe | result | target | wall time per run |", "| --- | --- | --- | --- |"]
+    for row in (table_row(group).strip("| ").split(" | ") for group in group_runs(runs)):
+        lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[7]} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, runs: list[Run]) -> None:
+    """Replace what stands between the results markers of ``readme`` with :func:`short_table`."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block; add one where the table goes.")
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(f"{before}{README_START}\n{short_table(runs)}\n{README_END}{after}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", type=Path, help="run directories (e.g. outputs/train/*)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write (default {DEFAULT_OUT})")
+    parser.add_argument("--readme", type=Path, help="also put the short table into this README's results block")
     args = parser.parse_args(argv)
     runs, skipped = [], []
     for path in sorted(args.runs):
@@ -197,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     runs.sort(key=lambda run: (run.recipe, run.finished))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(runs, skipped))
+    if args.readme is not None:
+        update_readme(args.readme, runs)
     print(f"{args.out}: {len(runs)} runs in {len(group_runs(runs))} rows, {len(skipped)} skipped")
     return 0
 

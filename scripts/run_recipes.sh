@@ -48,7 +48,7 @@ campaign() {
       echo "$(date -u +%FT%TZ) FAILED $dir (see $dir/console.log)"
     fi
   done
-  "$PYTHON" scripts/results.py outputs/train/recipes-*/*
+  "$PYTHON" scripts/results.py outputs/train/recipes-*/* --readme README.md
 }
 
 mkdir -p "$CAMPAIGN"

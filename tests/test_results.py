@@ -93,3 +93,15 @@ def test_zero_runs_says_so_and_lists_the_targets(tmp_path: Path) -> None:
 @pytest.mark.parametrize("values, shown", [([99.5], "99.50"), ([1.0, 2.0, 3.0], "2.00 ± 1.00")])
 def test_mean_and_spread(values: list[float], shown: str) -> None:
     assert results.mean_and_spread(values) == shown
+
+
+def test_readme_block_gets_the_short_table(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\nafter\n")
+    make_run(tmp_path / "runs" / "cnn", ["experiment=cnn_mnist"], {"test/acc": 0.9961})
+    results.main([str(tmp_path / "runs" / "cnn"), "--out", str(tmp_path / "r.md"), "--readme", str(readme)])
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- results:end -->\n\nafter\n")
+    assert "| `cnn_mnist` | 99.61% (test accuracy) | ≥ 99.6% | 30.0 min |" in text
+    with pytest.raises(ValueError, match="no <!-- results:start -->"):
+        results.update_readme(tmp_path / "r.md", [])
