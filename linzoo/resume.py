@@ -12,6 +12,8 @@ stretched to the new length from the step reached), ``compile``, and the data ke
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 __all__ = ["CHANGEABLE_DATA_KEYS", "ResumeConfigError", "check_resume_config", "config_differences"]
@@ -44,16 +46,43 @@ def command_line_key(key: str) -> str:
     return key
 
 
+def keyword_default(config: dict[str, Any], key: str) -> Any:
+    """The default of the keyword argument that ``key`` (``"data.augment"``) sets in the
+    nearest enclosing ``_target_`` of ``config``; ``inspect.Parameter.empty`` when unknown."""
+    *path, name = key.split(".")
+    while path:
+        node: Any = config
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get("_target_"), str):
+            module_name, _, attribute = node["_target_"].rpartition(".")
+            try:
+                target = getattr(importlib.import_module(module_name), attribute)
+                parameter = inspect.signature(target).parameters.get(name)
+            except (ImportError, AttributeError, TypeError, ValueError):
+                return inspect.Parameter.empty
+            return parameter.default if parameter is not None else inspect.Parameter.empty
+        name = f"{path.pop()}.{name}"
+    return inspect.Parameter.empty
+
+
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(key, saved value, current value)`` for every key of the build configs
-    (``{"model": ..., "data": ..., "precision": ...}``) that differs and may not change."""
+    (``{"model": ..., "data": ..., "precision": ...}``) that differs and may not change.
+
+    A key the checkpoint predates (an option added to linzoo after it was written) is no
+    difference while it holds its default: the run was trained with that behaviour.
+    """
     ignored = {f"model.{key}" for key in CHANGEABLE_MODEL_KEYS} | {f"data.{key}" for key in CHANGEABLE_DATA_KEYS}
+    ignored.add("data_source")  # a record of the data the run read (linzoo.tasks.base), not a setting
     saved_flat, current_flat = flatten(saved), flatten(current)
     differences = []
     for key in sorted(set(saved_flat) | set(current_flat)):
         if key in ignored:
             continue
         before, now = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
+        if key not in saved_flat and now == keyword_default(current, key):
+            continue
         if before != now:
             differences.append((command_line_key(key), before, now))
     return differences

@@ -164,3 +164,14 @@ def test_resume_may_change_trainer_keys_and_where_data_is_read(mlp_checkpoint) -
     current = {**saved, "model": {**saved["model"], "compile": True},
                "data": {**saved["data"], "root": "/elsewhere", "num_workers": 2}}
     assert config_differences(saved, current) == []
+
+
+def test_an_option_the_checkpoint_predates_is_no_change_only_at_its_default() -> None:
+    from linzoo.resume import config_differences
+
+    data = {"_target_": "linzoo.data.MNISTDataModule", "dataset": "mnist"}
+    saved = {"model": {}, "data": dict(data), "precision": "32-true", "data_source": "mnist"}
+    assert config_differences(saved, {"model": {}, "data": {**data, "augment": "none"}, "precision": "32-true"}) == []
+    assert config_differences(saved, {"model": {}, "data": {**data, "augment": "affine"}, "precision": "32-true"}) == [
+        ("data.augment", "<absent>", "affine")
+    ]
