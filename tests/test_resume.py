@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from linzoo.resume import ResumeConfigError
-from linzoo.runs import RunDirError
 from linzoo.train import train
 
 from helpers import SHORT, TINY, data_overrides
@@ -69,9 +68,9 @@ def interrupted_then_resumed(compose_train, common: list[str], run: Path, *, epo
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, fake_mnist_root) -> Path:
+    from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIG_DIR
     from linzoo.config import register_configs
 
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
@@ -201,7 +200,7 @@ def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(c
         assert time.monotonic() < deadline, "no checkpoint after 240 s"
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    _out, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert "Interrupted by SIGTERM; resume with ckpt_path=" in err
     metrics = json.loads((run / "metrics.json").read_text())
