@@ -23,7 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.callbacks.divergence import DivergenceError, StopOnDivergence
 from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
 from linzoo.callbacks.rng_state import RestoreRNGStates
-from linzoo.checkpoints import CONFIG_KEY, AtomicCheckpointIO, existing_checkpoint, read_checkpoint, remove_stale_temp_files
+from linzoo.checkpoints import (
+    CONFIG_KEY,
+    AtomicCheckpointIO,
+    existing_checkpoint,
+    read_checkpoint,
+    remove_stale_temp_files,
+)
 from linzoo.console import print_config_tree
 from linzoo.instantiation import instantiate_all
 from linzoo.models.summary import count_parameters

@@ -100,7 +100,11 @@ def test_split_is_seeded_repeatable_and_disjoint(fake_mnist_root) -> None:
 def test_train_shuffling_is_seeded_and_differs_between_epochs(fake_mnist_root) -> None:
     def two_epochs(datamodule: MNISTDataModule) -> list[torch.Tensor]:
         loader = datamodule.train_dataloader()
-        return [torch.cat([y for _, y in loader]) for _ in range(2)]
+        orders = []
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)  # as Lightning does at every epoch start (and after a resume)
+            orders.append(torch.cat([y for _, y in loader]))
+        return orders
 
     first, second = two_epochs(make(fake_mnist_root, seed=3)), two_epochs(make(fake_mnist_root, seed=3))
     assert not torch.equal(first[0], first[1])
@@ -323,3 +327,21 @@ def test_full_mnist_has_the_official_sizes() -> None:
     assert datamodule.source == "mnist"
     assert datamodule.sizes == {"train": 55000, "val": 5000, "test": 10000}
     assert torch.bincount(datamodule.test_set.labels).tolist()[:3] == [980, 1135, 1032]
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
+    """What makes resume exact: epoch e's order, asked for again (a resumed run), is the same."""
+    from linzoo.data.shuffle import EpochShuffle
+
+    dataset = numbered(50)
+    sampler = EpochShuffle(dataset, seed=3)
+    orders = []
+    for epoch in (0, 1, 2):
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    assert sorted(orders[0]) == list(range(50)) and orders[0] != orders[1] != orders[2]
+    resumed = EpochShuffle(dataset, seed=3)
+    resumed.set_epoch(1)
+    assert list(resumed) == orders[1] and list(resumed) == orders[1]  # not advanced by iterating
+    batches = DeviceBatches(dataset, batch_size=50, shuffle=True, seed=3, epoch=lambda: 1)
+    assert next(iter(batches))[1].tolist() == orders[1]  # on-device batches follow the same orders

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from linzoo.resume import ResumeConfigError
-from linzoo.runs import RunDirError
 from linzoo.train import train
 
 from helpers import SHORT, TINY, data_overrides
@@ -24,12 +23,12 @@ class SignalAt(L.Callback):
     """Test helper: send SIGTERM to this process at the end of one training batch
     (``batch=-1``: at the end of the epoch, after its validation)."""
 
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
+    def __init__(self, epoch: int, batch: int, signum: int = signal.SIGTERM) -> None:
+        self.epoch, self.batch, self.signum = epoch, batch, signum
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(self.signum)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch and self.batch == -1:
@@ -69,9 +68,9 @@ def interrupted_then_resumed(compose_train, common: list[str], run: Path, *, epo
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, fake_mnist_root) -> Path:
+    from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIG_DIR
     from linzoo.config import register_configs
 
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
@@ -109,6 +108,18 @@ def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_w
     train(compose_train([*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
     expected, got = final_weights(uninterrupted), final_weights(run)
     assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(compose_train, fake_mnist_root, tmp_path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as stopped:
+        train(compose_train([*EXACT, *data_overrides(fake_mnist_root), *signal_override(0, 1),
+                             f"+callbacks.signal.signum={int(signal.SIGINT)}"], output_dir=run))
+    assert stopped.value.code == 128 + signal.SIGINT
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["interrupted_by"] == "SIGINT"
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
 
 
 def test_sigterm_mid_epoch_saves_where_training_is_and_resume_finishes(compose_train, fake_mnist_root, tmp_path) -> None:
@@ -175,3 +186,38 @@ def test_an_option_the_checkpoint_predates_is_no_change_only_at_its_default() ->
     assert config_differences(saved, {"model": {}, "data": {**data, "augment": "affine"}, "precision": "32-true"}) == [
         ("data.augment", "<absent>", "affine")
     ]
+
+# ------------------------------------------------------------------ SIGTERM from outside
+@pytest.mark.slow
+def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(compose_train, fake_mnist_root,
+                                                                               tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    run = tmp_path / "run"
+    common = ["model=mlp", *TINY["mlp"], "data.download=false", "data.val_size=200", "data.batch_size=8",
+              "callbacks.progress_bar.refresh_rate=0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LINZOO_DATA": str(fake_mnist_root)}
+    process = subprocess.Popen([sys.executable, "scripts/train.py", *common, "trainer.max_epochs=50",
+                                f"hydra.run.dir={run}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoints" / "epoch_000.ckpt").exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Interrupted by SIGTERM; resume with ckpt_path=" in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["epochs"] >= 1
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == metrics["global_steps"]  # where training was, not the last epoch end
+    stop_after = saved["epoch"] + 1
+    resumed = train(compose_train([*common, *data_overrides(fake_mnist_root), f"trainer.max_epochs={stop_after}",
+                                   f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
+    assert resumed["status"] == "finished" and resumed["epochs"] == stop_after

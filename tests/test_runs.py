@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -99,7 +98,7 @@ def test_refused_command_line_runs_leave_every_byte_of_the_old_run(tmp_path) -> 
     running = {name: subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True) for name, argv in commands.items()}
     for name, process in running.items():
-        out, err = process.communicate(timeout=120)
+        _out, err = process.communicate(timeout=120)
         assert process.returncode == 1, f"{name}: {err[-2000:]}"
         assert f"hydra.run.dir={finished}" in err and "nothing was touched" in err, f"{name}: {err[-2000:]}"
         assert "Traceback" not in err, name
