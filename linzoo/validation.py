@@ -25,7 +25,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.checks import check_net_options, check_value_type, is_int, is_number
-from linzoo.errors import ConfigError, did_you_mean
+from linzoo.errors import ConfigError, closest, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,9 @@ def _check_trainer(trainer: DictConfig) -> None:
             raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null")
     precision = trainer.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
+        suggestion = closest(str(precision), PRECISIONS[:6]) or "32-true"
         raise ConfigError("trainer.precision", precision, f"one of {', '.join(PRECISIONS[:6])}",
-                          "trainer.precision=32-true" + did_you_mean(str(precision), PRECISIONS))
+                          f"trainer.precision={suggestion}")
     _check_devices(trainer)
 
 
@@ -101,7 +102,7 @@ def _check_devices(trainer: DictConfig) -> None:
     accelerator = str(trainer.get("accelerator", "auto"))
     if accelerator not in ACCELERATORS:
         raise ConfigError("trainer.accelerator", accelerator, f"one of {', '.join(ACCELERATORS)}",
-                          "trainer=cpu or trainer=gpu" + did_you_mean(accelerator, ACCELERATORS))
+                          f"trainer.accelerator={closest(accelerator, ACCELERATORS) or 'auto'}")
     gpus = torch.cuda.device_count()
     if accelerator in ("gpu", "cuda") and gpus == 0:
         raise ConfigError("trainer.accelerator", accelerator, "a CUDA GPU, and this machine has none",

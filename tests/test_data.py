@@ -23,6 +23,7 @@ from linzoo.data import (
     stratified_split_indices,
 )
 from linzoo.data import debian, torchvision_files
+from linzoo.data.idx import OFFICIAL_MD5, OFFICIAL_SIZES, CorruptDataError, read_idx
 from linzoo.data.mnist import SAMPLE_SOURCE
 
 
@@ -345,3 +346,109 @@ def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
     assert list(resumed) == orders[1] and list(resumed) == orders[1]  # not advanced by iterating
     batches = DeviceBatches(dataset, batch_size=50, shuffle=True, seed=3, epoch=lambda: 1)
     assert next(iter(batches))[1].tolist() == orders[1]  # on-device batches follow the same orders
+
+# ------------------------------------------------- a named root must hold the data
+def test_a_named_root_without_mnist_is_an_error_not_the_sample(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("LINZOO_DATA", raising=False)
+    with pytest.raises(FileNotFoundError) as error:
+        make(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"data.root={tmp_path}: MNIST not found in {tmp_path}/MNIST/raw")
+    assert "data.allow_sample_fallback=true" in message and "data=mnist_sample" in message
+
+
+def test_linzoo_data_without_mnist_is_an_error_too(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LINZOO_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"^LINZOO_DATA={tmp_path}: MNIST not found"):
+        make(None)
+
+
+def test_allow_sample_fallback_uses_the_sample_with_one_warning(tmp_path) -> None:
+    datamodule = MNISTDataModule(root=tmp_path, download=False, allow_sample_fallback=True)
+    assert len(setup_recording_warnings(datamodule)) == 1
+    assert datamodule.source == SAMPLE_SOURCE
+
+
+# ------------------------------------------------------------- damaged idx files
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _pad(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\x00" * 7)
+
+
+def _bad_magic(path: Path) -> None:
+    path.write_bytes(b"\x00\x00\x0d\x03" + path.read_bytes()[4:])  # float32 instead of uint8
+
+
+def _header_only(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:6])
+
+
+def _label_11(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[8 + 5] = 11
+    path.write_bytes(bytes(raw))
+
+
+def _wrong_image_size(path: Path) -> None:
+    import numpy as np
+    from conftest import write_idx
+
+    write_idx(path, np.zeros((1000, 14, 14), dtype=np.uint8))
+
+
+def _fewer_labels(path: Path) -> None:
+    import numpy as np
+    from conftest import write_idx
+
+    write_idx(path, np.zeros(999, dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "expected"),
+    [
+        ("train-images-idx3-ubyte", _truncate, r"train-images-idx3-ubyte is truncated: 783916 bytes, but its header announces \[1000, 28, 28\] \(784016 bytes\)"),
+        ("t10k-images-idx3-ubyte", _pad, "t10k-images-idx3-ubyte is longer than its header says"),
+        ("train-labels-idx1-ubyte", _bad_magic, r"train-labels-idx1-ubyte has magic number 0x00000d03, expected 0x00000801"),
+        ("train-labels-idx1-ubyte", _header_only, "train-labels-idx1-ubyte is truncated inside its header"),
+        ("t10k-labels-idx1-ubyte", _label_11, "t10k-labels-idx1-ubyte has label 11 at index 5; labels must be 0..9"),
+        ("train-images-idx3-ubyte", _wrong_image_size, "holds images of 14x14 pixels, expected 28x28"),
+        ("train-labels-idx1-ubyte", _fewer_labels, "holds 1000 images but .*train-labels-idx1-ubyte holds 999 labels"),
+    ],
+)
+def test_a_damaged_idx_file_is_named_with_what_is_wrong(fake_mnist_writer, tmp_path, file, damage, expected) -> None:
+    raw = fake_mnist_writer(tmp_path, num_train=1000, num_test=200)
+    damage(raw / file)
+    with pytest.raises(CorruptDataError, match=expected) as error:
+        make(tmp_path)
+    assert "Fix: delete the file and download it again" in str(error.value)
+
+
+def test_an_official_size_file_must_have_the_official_md5(tmp_path) -> None:
+    import numpy as np
+    from conftest import write_idx
+
+    path = write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(60000, dtype=np.uint8) % 10)
+    assert path.stat().st_size == OFFICIAL_SIZES[path.name]
+    with pytest.raises(CorruptDataError, match=f"has the official name and size but MD5 .*{OFFICIAL_MD5['MNIST'][path.name]}"):
+        read_idx(path, kind="labels")
+    assert len(read_idx(path, kind="labels", verify_checksum=False)) == 60000  # on purpose
+    assert len(read_idx(path.rename(tmp_path / "my-labels"), kind="labels")) == 60000  # not an official name
+
+
+def test_a_damaged_gzip_file_is_named(tmp_path) -> None:
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(CorruptDataError, match="train-labels-idx1-ubyte.gz is not a valid gzip file"):
+        debian.read_idx_gz(path, kind="labels")
+
+
+@pytest.mark.skipif(real_mnist_root() is None, reason="set LINZOO_DATA to a folder with MNIST/raw")
+def test_the_official_md5s_match_a_known_good_test_set() -> None:
+    import hashlib
+
+    raw = Path(real_mnist_root()) / "MNIST" / "raw"
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"):
+        assert hashlib.md5((raw / name).read_bytes()).hexdigest() == OFFICIAL_MD5["MNIST"][name]

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from linzoo.checks import check_dataclass_types, check_value_type
-from linzoo.errors import ConfigError
+from linzoo.errors import ConfigError, did_you_mean
 
 __all__ = [
     "BIAS_INITS",
@@ -120,20 +120,20 @@ class LinearSpec:
         check_dataclass_types(self, prefix="linear.")  # bias="no" is an error, not True
         if self.std <= 0:
             raise ConfigError("linear.std", self.std, "a standard deviation > 0", "linear.std=0.02")
-        _check_name("init", self.init, WEIGHT_INITS)
-        _check_name("bias_init", self.bias_init, BIAS_INITS)
-        _check_name("policy", self.policy, POLICIES)
-        _check_name("mode", self.mode, ("fan_in", "fan_out"))
+        _check_name("linear.init", self.init, WEIGHT_INITS)
+        _check_name("linear.bias_init", self.bias_init, BIAS_INITS)
+        _check_name("linear.policy", self.policy, POLICIES)
+        _check_name("linear.mode", self.mode, ("fan_in", "fan_out"))
         if self.dtype is not None:
-            _check_name("dtype", self.dtype, _DTYPES)
+            _check_name("linear.dtype", self.dtype, _DTYPES)
         # A null override (from a Hydra config slot) means "inherit"; empty roles are dropped.
         roles = {role: {k: v for k, v in dict(over or {}).items() if v is not None} for role, over in self.roles.items()}
         self.roles = {role: overrides for role, overrides in roles.items() if overrides}
         overridable = overridable_fields()
         for role, overrides in self.roles.items():
-            _check_name("role in linear.roles", role, ROLES)
+            _check_name("linear.roles.<role>", role, ROLES, what="role")
             for key, value in overrides.items():
-                _check_name(f"key in linear.roles.{role}", key, overridable)
+                _check_name(f"linear.roles.{role}.<key>", key, overridable, what="key")
                 check_value_type(f"linear.roles.{role}.{key}", value, _FIELD_TYPES[key])
                 if key in ("init", "bias_init"):
                     _check_name(f"linear.roles.{role}.{key}", value, WEIGHT_INITS if key == "init" else BIAS_INITS)
@@ -149,7 +149,7 @@ class LinearSpec:
 
     def for_role(self, role: str) -> LinearSpec:
         """The spec one layer of ``role`` gets: policy applied, then the role's overrides."""
-        _check_name("role", role, ROLES)
+        _check_name("role", role, ROLES, what="role")
         resolved: dict[str, Any] = {}
         if self.policy == "gpt2":
             resolved.update(init="normal", std=0.02)
@@ -176,9 +176,21 @@ def overridable_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields(LinearSpec) if f.name not in ("roles", "policy", "num_layers"))
 
 
-def _check_name(what: str, value: Any, valid: Mapping[str, Any] | tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"Unknown {what} {value!r}; valid: {', '.join(sorted(valid))}.")
+def _check_name(
+    setting: str, value: Any, valid: Mapping[str, Any] | tuple[str, ...], *, what: str = "value"
+) -> None:
+    """``linear.init=glorot: unknown value; valid: ... Did you mean ...?`` unless ``value`` is valid.
+
+    ``setting`` may hold a ``<role>``/``<key>`` placeholder, filled with ``value``.
+    """
+    if value in valid:
+        return
+    if "<" in setting:
+        shown = setting.replace("<role>" if what == "role" else "<key>", str(value))
+    else:
+        shown = f"{setting}={value}"
+    hint = did_you_mean(str(value), valid)
+    raise ValueError(f"{shown}: unknown {what} {value!r}; valid: {', '.join(sorted(valid))}.{hint}")
 
 
 def as_linear_spec(spec: LinearSpec | Mapping[str, Any] | None) -> LinearSpec:
