@@ -45,6 +45,12 @@ def test_callbacks_take_the_tasks_metric_and_keep_lightnings_state_key(tmp_path,
     assert stopping.state_key == lightning_callbacks.EarlyStopping(monitor=metric, mode=mode).state_key
 
 
+def test_top_k_checkpoints_of_the_tasks_metric(tmp_path) -> None:
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_top_k=3)  # Lightning alone refuses top-k without a monitor
+    checkpoint.setup(L.Trainer(default_root_dir=tmp_path, logger=False), tasks()["classifier"], "fit")
+    assert (checkpoint.monitor, checkpoint.save_top_k) == ("val/acc", 3)
+
+
 def test_an_override_wins_and_takes_min_unless_it_is_the_tasks_metric() -> None:
     classifier = tasks()["classifier"]
     assert monitored_metric(classifier, "train/loss", None) == ("train/loss", "min")

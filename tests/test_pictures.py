@@ -54,11 +54,16 @@ def test_classifier_run_leaves_confusion_matrix_misclassified_and_curves(
 
 
 @pytest.mark.parametrize("noise_std", [0.0, 0.3])
-def test_autoencoder_run_with_csv_logger_alone(compose_train, fake_mnist_root, tmp_path, capsys,
-                                               noise_std: float) -> None:
+def test_autoencoder_run_with_csv_logger_alone(
+    compose_train, fake_mnist_root, tmp_path, capsys, noise_std: float
+) -> None:
     run = tmp_path / "run"
-    train(compose_train([*TINY_AE, *data_overrides(fake_mnist_root), *SHORT, "logger=csv",
-                         f"model.noise_std={noise_std}"], output_dir=run))
+    train(
+        compose_train(
+            [*TINY_AE, *data_overrides(fake_mnist_root), *SHORT, "logger=csv", f"model.noise_std={noise_std}"],
+            output_dir=run,
+        )
+    )
     # 32 test images, 8 a row: originals above reconstructions (+ a noisy row when denoising).
     rows_per_block = 3 if noise_std else 2
     assert png_size(run / "reconstructions.png") == grid_size(32 * rows_per_block, 8)
@@ -73,14 +78,14 @@ def test_autoencoder_run_with_csv_logger_alone(compose_train, fake_mnist_root, t
     assert saved["test/bce_per_image"] == pytest.approx(784 * saved["test/loss"], rel=1e-4)
 
 
-def test_pictures_reach_tensorboard_and_curves_need_the_csv_log(compose_train, fake_mnist_root, tmp_path,
-                                                                caplog) -> None:
+def test_pictures_reach_tensorboard_and_curves_need_the_csv_log(
+    compose_train, fake_mnist_root, tmp_path, caplog
+) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
     with caplog.at_level(logging.INFO, logger="linzoo"):
-        train(compose_train([*TINY_AE, *data_overrides(fake_mnist_root), *SHORT, "logger=tensorboard"],
-                            output_dir=run))
+        train(compose_train([*TINY_AE, *data_overrides(fake_mnist_root), *SHORT, "logger=tensorboard"], output_dir=run))
     assert not (run / "curves.png").exists()
     assert sum("No CSV logger" in record.getMessage() for record in caplog.records) == 1
     assert (run / "reconstructions.png").is_file() and (run / "latent_map.png").is_file()

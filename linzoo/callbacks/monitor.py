@@ -49,7 +49,8 @@ class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
     """
 
     def __init__(self, *, monitor: str | None = None, mode: str | None = None, **kwargs: Any) -> None:
-        super().__init__(monitor=monitor, mode=mode or "min", **kwargs)
+        # "" until setup: Lightning's own checks (save_top_k > 1 needs a monitor) pass, the task fills it in.
+        super().__init__(monitor=monitor if monitor is not None else "", mode=mode or "min", **kwargs)
         self._given = (monitor, mode)
         self._resolved = False
 
@@ -60,6 +61,11 @@ class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
             self._resolved = True
             self._state_key = super().state_key
             if self.monitor is None:
+                if self.save_top_k not in (-1, 0, 1):
+                    raise ValueError(
+                        f"callbacks.model_checkpoint.save_top_k={self.save_top_k} needs a metric, and "
+                        f"{type(pl_module).__name__} declares no main_metric; set callbacks.model_checkpoint.monitor."
+                    )
                 log.info("%s declares no main_metric: checkpoints keep the last epoch only.", type(pl_module).__name__)
         super().setup(trainer, pl_module, stage)
 
