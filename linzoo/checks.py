@@ -19,7 +19,7 @@ __all__ = ["check_dataclass_types", "check_net_options", "check_value_type", "is
 
 # Sizes of a model: a width, depth or count of 0 builds a net that cannot learn.
 POSITIVE_INT_OPTIONS = (
-    "in_channels", "image_size", "num_classes", "patch_size", "dim", "depth", "num_heads",
+    "in_channels", "image_size", "patch_size", "dim", "depth", "num_heads",
     "token_mlp_dim", "channel_mlp_dim", "latent_dim", "kernel_size", "vocab_size", "seq_len",
 )
 # Lists of widths: every entry >= 1 (an empty list is fine where a stage may be absent).
@@ -44,6 +44,9 @@ def check_net_options(options: Mapping[str, Any], *, prefix: str = "") -> None:
         if name in POSITIVE_INT_OPTIONS and value is not None and not (is_int(value) and value >= 1):
             raise ConfigError(setting, value, "an integer >= 1 (a size of 0 builds a net that cannot learn)",
                               f"{setting}=<a positive integer>")
+        if name == "num_classes" and value is not None and not (is_int(value) and value >= 0):
+            raise ConfigError(setting, value, "an integer >= 0 (0: no head, the net returns its features)",
+                              f"{setting}=10")
         if name in WIDTH_LIST_OPTIONS:
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
                 raise ConfigError(setting, value, "a list of integers >= 1", f"{setting}=[64,32]")

@@ -125,8 +125,7 @@ def predict_checkpoint(
     with torch.no_grad():
         reconstructions = torch.cat([net(batch) for batch in images.split(batch_size)])
     shown = images[:32]
-    path = save_image_grid(
-        torch.cat([shown, reconstructions[:32]]).cpu(), fresh_path(run_dir / "reconstructions.png"), nrow=len(shown)
-    )
+    path = fresh_path(run_dir / "reconstructions.png")
+    save_image_grid(torch.cat([shown, reconstructions[:32]]).cpu(), path, nrow=len(shown))
     print(f"{len(images)} input(s) reconstructed; the first {len(shown)} (top row) above their reconstructions.")
     return path

@@ -53,6 +53,9 @@ def check_train_config(cfg: DictConfig) -> None:
         _check_known_keys("scheduler", cfg.scheduler)
     model = cfg.model
     check_net_options(_plain(model.net), prefix="model.net.")
+    if "num_classes" in model and not (is_int(model.num_classes) and model.num_classes >= 1):
+        raise ConfigError("model.num_classes", model.num_classes, "an integer >= 1 to train a classifier "
+                          "(a headless net, num_classes=0, is for linzoo.create_model)", "model.num_classes=10")
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, Mapping) and "_target_" in node:

@@ -19,7 +19,7 @@ def test_callbacks_ema_adds_lightnings_weight_averaging_to_the_defaults(compose_
     cfg = compose_train(["callbacks=ema"])
     callbacks = instantiate_all(cfg.callbacks)
     assert sum(isinstance(callback, EMA) for callback in callbacks) == 1
-    assert "model_checkpoint" in cfg.callbacks and "confusion_matrix" in cfg.callbacks
+    assert "model_checkpoint" in cfg.callbacks and "confusion_matrix" in cfg.callbacks.pictures
 
 
 def test_ema_weights_differ_from_the_raw_ones_and_evaluation_uses_them(

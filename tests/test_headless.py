@@ -69,5 +69,5 @@ def test_reset_classifier_keeps_the_cnn_head_hidden_layers() -> None:
 
 
 def test_negative_num_classes_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="num_classes must be >= 0"):
+    with pytest.raises(ValueError, match=r"num_classes=-1: expected an integer >= 0 \(0: no head"):
         linzoo.create_model("mlp", num_classes=-1)

@@ -64,7 +64,8 @@ def test_the_default_config_has_one_picture_callback_for_every_task(compose_trai
     pictures = [c for c in callbacks if isinstance(c, Pictures)]
     assert len(pictures) == 1
     assert list(pictures[0].drawers) == ["reconstructions", "latent_map", "samples", "confusion_matrix", "curves"]
-    assert len(callbacks) == 4  # checkpoint, LR monitor, progress bar, pictures (was 8 with five picture callbacks)
+    # checkpoint, LR monitor, model summary, progress bar, pictures (was 8 with five picture callbacks)
+    assert len(callbacks) == 5
 
 
 def test_pictures_hand_hooks_only_to_the_drawers_of_the_running_task(compose_train, tmp_path) -> None:

@@ -156,6 +156,6 @@ def test_predict_script_from_the_command_line(mlp_run, test_digits, tmp_path) ->
     assert "file      class  top-3" in done.stdout and "five.png" in done.stdout
     assert (tmp_path / "run" / "predictions.csv").is_file()
     (tmp_path / "empty").mkdir()
-    command[3] = f"inputs={tmp_path / 'empty'}"
+    command[3:5] = [f"inputs={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run_empty'}"]  # a new run dir
     failed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "is a folder with no images" in failed.stderr
