@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
+from linzoo.benchmarks.compare import rows
 from linzoo.benchmarks.reference import ReferenceLoop
 from linzoo.benchmarks.timing import paired_ratio
 
@@ -63,6 +64,8 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
     assert overhead["linzoo_over_bare"] == pytest.approx(
         overhead["linzoo"]["ratio_train"] / overhead["bare_lightning"]["ratio_train"]
     )
+    (row,) = rows([out])  # python -m linzoo.benchmarks.compare reads the same file
+    assert row[0] == "bench" and row[3] == pytest.approx(overhead["linzoo_over_bare"])
     for row in results["linear"].values():
         assert row["calls_per_sample"] >= 1 and math.isfinite(row["ratio"])
     assert results["data"]["examples"] == 800  # 1,000 fake training images less 200 for validation
