@@ -27,7 +27,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QUANTIZE_CHOICES", "check_quantize", "require", "float_linear_weights", "quantize_int8", "serialized_megabytes"]
+__all__ = ["QUANTIZE_CHOICES", "check_quantize", "float_linear_weights", "quantize_int8", "require", "serialized_megabytes"]
 
 QUANTIZE_CHOICES = ("int8",)
 

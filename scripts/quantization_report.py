@@ -95,6 +95,23 @@ def measure(model: str, run_dir: Path, images: torch.Tensor, labels: torch.Tenso
     return row
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} CPU"
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def write_report(path: Path, rows: dict[str, dict[str, float]], runs: dict[str, Path], args: argparse.Namespace, command: str) -> None:
     import torchao
 
@@ -107,10 +124,14 @@ def write_report(path: Path, rows: dict[str, dict[str, float]], runs: dict[str, 
         command,
         "```",
         "",
-        f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores, shared with other jobs), "
+        f"Machine: {cpu_name()} ({os.cpu_count()} cores, shared with other jobs), "
         f"{torch.get_num_threads()} torch thread(s); torch {torch.__version__}, torchao {torchao.__version__}; "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        f"Runs: {', '.join(f'`{model}`: {args.epochs} epoch(s) of `python scripts/train.py model={model} data.source=full trainer=cpu trainer.max_epochs={args.epochs}` ({runs[model]})' for model in rows)}.",
+        "Nets: " + ", ".join(
+            f"`{model}` trained for {args.epochs} epoch(s) by the command above, as "
+            f"`python scripts/train.py model={model} data.source=full trainer=cpu trainer.max_epochs={args.epochs}` would "
+            f"(run directory `{relative(runs[model])}`)" for model in rows
+        ) + ".",
         "",
         "int8 = `quantize=int8`: every factory Linear gets int8 weights (one scale per output row) and",
         "quantizes its input to int8 per token at run time (torchao `Int8DynamicActivationInt8WeightConfig`);",
@@ -135,8 +156,9 @@ def write_report(path: Path, rows: dict[str, dict[str, float]], runs: dict[str, 
     lines += [
         "",
         "In eager mode torchao's int8 Linear quantizes each input and rescales each output in separate",
-        "operations around the int8 matmul (`torch.compile` can fuse them); the ratios above are what",
-        "that costs at these widths on this CPU.",
+        "operations around the int8 matmul; at these widths on this CPU that costs more than the int8",
+        "matmul saves, so int8 buys size here, not speed (`torch.compile` of the int8 net is not measured).",
+        "The machine is shared: latencies vary between runs (repeat the command to see how much).",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -147,7 +169,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["mlp", "transformer"])
     parser.add_argument("--epochs", type=int, default=1, help="training epochs of each short run")
-    parser.add_argument("--run", action="append", default=[], metavar="MODEL=RUN_DIR", help="use a finished run instead of training")
+    parser.add_argument("--run", action="append", default=[], metavar="MODEL=RUN_DIR",
+                        help="measure a run this script trained before (same --epochs) instead of training again")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the measurements")
     parser.add_argument("--repeats", type=int, default=200, help="timed calls at batch 1 (a tenth of it at batch 256)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quantization.md")
