@@ -336,3 +336,17 @@ def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
     assert list(resumed) == orders[1] and list(resumed) == orders[1]  # not advanced by iterating
     batches = DeviceBatches(dataset, batch_size=50, shuffle=True, seed=3, epoch=lambda: 1)
     assert next(iter(batches))[1].tolist() == orders[1]  # on-device batches follow the same orders
+
+
+def test_a_pass_starts_after_the_batches_already_trained() -> None:
+    """Mid-epoch resume: with 2 batches of epoch 1 done, the pass yields the rest of epoch 1's order."""
+    from linzoo.data.shuffle import EpochShuffle
+
+    dataset = numbered(50)
+    sampler = EpochShuffle(dataset, seed=3, batch_size=10)
+    sampler.set_epoch(1)
+    whole = list(sampler)
+    sampler.batches_done = lambda: 2
+    assert list(sampler) == whole[20:]
+    batches = DeviceBatches(dataset, batch_size=10, shuffle=True, seed=3, epoch=lambda: 1, batches_done=lambda: 2)
+    assert torch.cat([y for _, y in batches]).tolist() == whole[20:]
