@@ -260,7 +260,7 @@ class MNISTDataModule(L.LightningDataModule):
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=trainer.world_size if trainer is not None else 1,
                 epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
-                batches_done=self._batches_done(),
+                batches_done=self._batches_done() if shuffle else None,
             )
         return DataLoader(
             split,
