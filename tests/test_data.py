@@ -452,3 +452,17 @@ def test_the_official_md5s_match_a_known_good_test_set() -> None:
     raw = Path(real_mnist_root()) / "MNIST" / "raw"
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"):
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == OFFICIAL_MD5["MNIST"][name]
+
+
+def test_a_pass_starts_after_the_batches_already_trained() -> None:
+    """Mid-epoch resume: with 2 batches of epoch 1 done, the pass yields the rest of epoch 1's order."""
+    from linzoo.data.shuffle import EpochShuffle
+
+    dataset = numbered(50)
+    sampler = EpochShuffle(dataset, seed=3, batch_size=10)
+    sampler.set_epoch(1)
+    whole = list(sampler)
+    sampler.batches_done = lambda: 2
+    assert list(sampler) == whole[20:]
+    batches = DeviceBatches(dataset, batch_size=10, shuffle=True, seed=3, epoch=lambda: 1, batches_done=lambda: 2)
+    assert torch.cat([y for _, y in batches]).tolist() == whole[20:]

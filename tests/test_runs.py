@@ -158,3 +158,25 @@ def test_sigkill_mid_write_leaves_the_previous_checkpoint_and_the_next_save_clea
     atomic_save({"step": 2}, target)
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
     assert torch.load(target, weights_only=True) == {"step": 2}
+
+
+def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directories(tmp_path, monkeypatch) -> None:
+    from omegaconf import OmegaConf
+
+    from linzoo.runs import RunDirGuard
+
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    finished = fake_run(tmp_path / "finished", status="finished")
+    config = OmegaConf.create({"task_name": "train", "ckpt_path": None,
+                               "hydra": {"run": {"dir": str(finished)}, "sweep": {"dir": str(finished)}}})
+    with pytest.raises(SystemExit, match="^Error: hydra.run.dir=.*already holds a run"):
+        RunDirGuard().on_run_start(config=config)
+    with pytest.raises(SystemExit, match="hydra.sweep.dir=.*is not empty"):
+        RunDirGuard().on_multirun_start(config=config)
+    config.hydra.run.dir = config.hydra.sweep.dir = str(tmp_path / "new")
+    RunDirGuard().on_run_start(config=config)
+    RunDirGuard().on_multirun_start(config=config)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank > 0: checks, and writes no .hydra/
+    RunDirGuard().on_run_start(config=config)
+    assert config.hydra.output_subdir is None

@@ -23,7 +23,9 @@ class DeviceBatches:
     seeded with ``seed``, so epochs differ but a new object replays the same
     orders. With ``epoch`` (a function returning the current epoch; the data module passes
     the trainer's), the order of epoch e is instead ``epoch_permutation(seed, e)``, so a
-    resumed run replays epoch e's order exactly. Under data parallelism each of ``world_size`` ranks takes every
+    resumed run replays epoch e's order exactly; ``batches_done`` (a function returning the
+    batches of the epoch already trained) makes a pass start after them (mid-epoch resume).
+    Under data parallelism each of ``world_size`` ranks takes every
     ``world_size``-th example of the same order (padded to equal length, as
     ``DistributedSampler`` does).
     """
@@ -40,6 +42,7 @@ class DeviceBatches:
         rank: int = 0,
         world_size: int = 1,
         epoch: Callable[[], int] | None = None,
+        batches_done: Callable[[], int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -53,6 +56,7 @@ class DeviceBatches:
         self.world_size = world_size
         self.seed = seed
         self.epoch = epoch
+        self.batches_done = batches_done
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     @property
@@ -81,6 +85,7 @@ class DeviceBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.indices()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        first = self.batches_done() if self.batches_done is not None else 0
+        for start in range(first * self.batch_size, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield to_float_images(self.images[index]), self.labels[index]

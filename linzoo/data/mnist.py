@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -310,11 +311,14 @@ class MNISTDataModule(L.LightningDataModule):
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=trainer.world_size if trainer is not None else 1,
                 epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
+                batches_done=self._batches_done() if shuffle else None,
             )
         return DataLoader(
             split,
             batch_size=batch_size,
-            sampler=EpochShuffle(split, seed=self.seed) if shuffle else None,
+            sampler=EpochShuffle(split, seed=self.seed, batch_size=batch_size, batches_done=self._batches_done())
+            if shuffle
+            else None,
             drop_last=drop_last,
             collate_fn=collate_image_batch,
             num_workers=self.num_workers,
@@ -322,6 +326,14 @@ class MNISTDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _batches_done(self) -> Callable[[], int] | None:
+        """Batches of the current epoch already trained (0 at an epoch start; after a mid-epoch
+        resume, the restored count), read from the trainer when a pass starts."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        return lambda: int(trainer.fit_loop.epoch_loop.batch_progress.current.ready) if trainer.training else 0
 
 
 def self_title(key: str) -> str:

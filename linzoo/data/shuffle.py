@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 
 import torch
 from torch import Tensor
@@ -26,15 +26,31 @@ class EpochShuffle(RandomSampler):
     epoch k's order instead of replaying epoch 0's (a re-seeded generator) or the next
     one's (a generator advanced by an extra pass). Being a ``RandomSampler``, it is still
     replaced by Lightning's ``DistributedSampler`` (also seeded per epoch) under DDP.
+
+    ``batches_done`` (optional, with ``batch_size``): a function returning how many batches
+    of the current epoch were already trained when a pass starts; the pass then starts after
+    them. The data module passes Lightning's count, which is 0 at an epoch start and the
+    restored count when a run resumes mid-epoch, so a resumed epoch continues the order
+    where the interrupted one stopped instead of starting it again.
     """
 
-    def __init__(self, data_source: Sized, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data_source: Sized,
+        *,
+        seed: int = 0,
+        batch_size: int = 1,
+        batches_done: Callable[[], int] | None = None,
+    ) -> None:
         super().__init__(data_source)
         self.seed = seed
         self.epoch = 0
+        self.batch_size = batch_size
+        self.batches_done = batches_done
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        yield from epoch_permutation(len(self.data_source), seed=self.seed, epoch=self.epoch).tolist()
+        start = self.batches_done() * self.batch_size if self.batches_done is not None else 0
+        yield from epoch_permutation(len(self.data_source), seed=self.seed, epoch=self.epoch)[start:].tolist()
