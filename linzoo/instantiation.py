@@ -1,11 +1,18 @@
-"""Hydra helpers shared by the run functions (train, evaluate); Hydra-aware by design."""
+"""Hydra helpers shared by the run functions (train, evaluate) and the benchmark; Hydra-aware by design."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from linzoo.callbacks.divergence import StopOnDivergence
+from linzoo.callbacks.interruption import SaveOnInterrupt
+from linzoo.callbacks.rng_state import RestoreRNGStates
+from linzoo.checkpoints import AtomicCheckpointIO
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -20,3 +27,21 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
                 f"callbacks/{name}={entry} (e.g. callbacks/progress_bar=tqdm)."
             )
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def instantiate_trainer(
+    cfg: DictConfig, *, extra_callbacks: Sequence[L.Callback] = ()
+) -> tuple[L.Trainer, SaveOnInterrupt]:
+    """The Trainer of a training run: ``cfg.trainer`` with the callbacks and loggers of ``cfg``,
+    linzoo's run safety (stop on a non-finite loss, save on SIGTERM/SIGINT, restore the RNG
+    states on resume) and atomic checkpoint writes. Returns it and the interruption callback,
+    which tells whether and how the run was interrupted."""
+    interruption = SaveOnInterrupt()
+    callbacks = [*instantiate_all(cfg.get("callbacks")), StopOnDivergence(), interruption, RestoreRNGStates()]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, *extra_callbacks],
+        logger=instantiate_all(cfg.get("logger")) or False,
+        plugins=[AtomicCheckpointIO()],
+    )
+    return trainer, interruption

@@ -20,18 +20,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from linzoo.callbacks.divergence import DivergenceError, StopOnDivergence
-from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
-from linzoo.callbacks.rng_state import RestoreRNGStates
+from linzoo.callbacks.divergence import DivergenceError
+from linzoo.callbacks.interruption import RunInterrupted
 from linzoo.checkpoints import (
     CONFIG_KEY,
-    AtomicCheckpointIO,
     existing_checkpoint,
     read_checkpoint,
     remove_stale_temp_files,
 )
 from linzoo.console import print_config_tree
-from linzoo.instantiation import instantiate_all
+from linzoo.instantiation import instantiate_trainer
 from linzoo.models.summary import count_parameters
 from linzoo.resume import check_resume_config
 from linzoo.runs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
@@ -80,12 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     task: Task = instantiate(model_cfg)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
-    interruption = SaveOnInterrupt()
-    callbacks = [*instantiate_all(cfg.get("callbacks")), StopOnDivergence(), interruption, RestoreRNGStates()]
-    loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
+    trainer, interruption = instantiate_trainer(cfg)
     log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
 
     start = time.perf_counter()

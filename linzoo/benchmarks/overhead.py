@@ -167,7 +167,7 @@ def run_variant(args: Any, variant: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from linzoo.data import DeviceBatches
-    from linzoo.instantiation import instantiate_all
+    from linzoo.instantiation import instantiate_trainer
 
     description, on_device, extra, bare = VARIANTS[variant]
     epochs = 1 + args.repeats  # the first pair is the warm-up
@@ -210,9 +210,10 @@ def run_variant(args: Any, variant: str) -> dict[str, Any]:
         )
         hand = HandSide(loop, train_batches, None if bare else val_batches, max_batches=max_batches)
         timer = InterleavedTimer(hand)
-        callbacks = [*instantiate_all(cfg.get("callbacks")), timer]
-        loggers = instantiate_all(cfg.get("logger"))
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        if bare:  # Lightning's floor: no linzoo callback at all
+            trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[timer], logger=False)
+        else:  # exactly the Trainer of linzoo.train: config callbacks + run safety + atomic checkpoints
+            trainer, _ = instantiate_trainer(cfg, extra_callbacks=[timer])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if bare:

@@ -94,11 +94,10 @@ class Task(L.LightningModule):
         """
         sums = self._epoch_sums.setdefault(stage, {})
         for name, value in values.items():
-            weighted = value.detach().float() * batch_size
-            if name in sums:
-                sums[name] += weighted
+            if name in sums:  # one in-place op per value and step: sum += batch_size * value
+                sums[name].add_(value.detach(), alpha=batch_size)
             else:
-                sums[name] = weighted
+                sums[name] = value.detach().float() * batch_size
         self._epoch_counts[stage] = self._epoch_counts.get(stage, 0) + batch_size
 
     def log_stage_means(self, stage: str) -> dict[str, torch.Tensor]:
