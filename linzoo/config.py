@@ -8,9 +8,10 @@ config is composed (well under a second), naming the key, the value and the type
 - ``linear/schema``: the Linear factory's options (:class:`LinearSpec`), typed, with an
   override slot for every role, so ``linear.roles.attn_out.init=zeros`` works without
   Hydra's ``+`` and a misspelled role is refused.
-- ``schema/net/<model>``, ``schema/task/<task>``, ``schema/data/datamodule``: built from the
-  keyword arguments of the class each config instantiates (``MLP.__init__``, ...), so a
-  schema never drifts from the code it configures.
+- ``schema/net/<model>``: built from the keyword arguments of the net each config
+  instantiates (``MLP.__init__``, ...), so a schema never drifts from the code it configures.
+- ``schema/task/<task>``, ``schema/data/datamodule``: written out (deriving them would import
+  Lightning before a config error can be reported); a test checks them against the classes.
 
 The resolver ``${lm_vocab_size:levels,conditional,num_classes}`` sizes the LM's vocabulary,
 so ``model.levels=16`` or ``model.conditional=true`` need no second override.
@@ -126,20 +127,43 @@ LinearConfig = make_dataclass("LinearConfig", [_spec_field(f.name) for f in fiel
 
 
 # ----------------------------------------------------------------------- models, tasks, data
+# Tasks and the datamodule are Lightning classes: deriving their schemas would import Lightning
+# (8 s on a small CPU) before a config error can be reported, so they are written out here;
+# tests/test_configs.py checks that they equal schema_from_signature of the classes.
+_TASK_FIELDS: list[tuple[str, Any, Any]] = [
+    ("net", Any, None), ("optimizer", Any, None), ("scheduler", Any, None), ("compile", bool, False),
+]
+TASK_SCHEMAS: dict[str, type] = {
+    "classifier": make_dataclass("ClassifierConfig", [
+        ("_target_", str, "linzoo.tasks.classifier.Classifier"), *_TASK_FIELDS,
+        ("num_classes", int, 10), ("label_smoothing", float, 0.0)]),
+    "autoencoding": make_dataclass("AutoencodingConfig", [
+        ("_target_", str, "linzoo.tasks.autoencoding.Autoencoding"), *_TASK_FIELDS,
+        ("loss", str, "bce"), ("noise_std", float, 0.0)]),
+    "language_modeling": make_dataclass("LanguageModelingConfig", [
+        ("_target_", str, "linzoo.tasks.language_modeling.LanguageModeling"), *_TASK_FIELDS,
+        ("levels", int, 2), ("image_size", Optional[int], None), ("conditional", bool, False),
+        ("num_classes", int, 10)]),
+}
+DataModuleConfig = make_dataclass("MNISTDataModuleConfig", [
+    ("_target_", str, "linzoo.data.mnist.MNISTDataModule"), ("dataset", str, "mnist"), ("source", str, "auto"),
+    ("root", Optional[str], None), ("download", bool, True), ("val_size", int, 5000), ("batch_size", int, 128),
+    ("eval_batch_size", int, 1000), ("num_workers", int, 0), ("pin_memory", bool, False),
+    ("drop_last", bool, False), ("on_device", bool, False), ("seed", int, 0),
+    ("allow_sample_fallback", bool, False), ("verify_checksums", bool, True),
+])
+
+
 def _model_schemas() -> dict[str, dict[str, type]]:
-    """``{"net": {"mlp": MLPConfig, ...}, "task": {...}, "data": {...}}`` from the classes' signatures."""
-    from linzoo.data import MNISTDataModule
+    """``{"net": {"mlp": MLPConfig, ...}, "task": {...}, "data": {...}}``; nets from their signatures."""
     from linzoo.models import CNN, MLP, Autoencoder, DecoderLM, MLPMixer, VisionTransformer
-    from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
 
     nets = {"mlp": MLP, "cnn": CNN, "transformer": VisionTransformer, "autoencoder": Autoencoder,
             "lm": DecoderLM, "mixer": MLPMixer}
-    tasks = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}
-    datamodule = schema_from_signature(MNISTDataModule)
     return {
         "net": {name: schema_from_signature(cls) for name, cls in nets.items()},
-        "task": {name: schema_from_signature(cls) for name, cls in tasks.items()},
-        "data": {"datamodule": datamodule, "overrides": overrides_of(datamodule)},
+        "task": TASK_SCHEMAS,
+        "data": {"datamodule": DataModuleConfig, "overrides": overrides_of(DataModuleConfig)},
     }
 
 

@@ -109,3 +109,19 @@ def test_logger_and_callbacks_instantiate(compose_train, tmp_path, logger: str, 
 def test_eval_config_composes(compose_eval, tmp_path) -> None:
     cfg = compose_eval([f"ckpt_path={tmp_path / 'x.ckpt'}"])
     assert cfg.trainer.precision is None
+
+
+def test_the_written_out_schemas_match_the_classes_signatures() -> None:
+    """Task and data schemas are written out in linzoo/config.py (no Lightning import before a
+    config error); they must equal what the classes' keyword arguments give."""
+    from dataclasses import fields
+
+    from linzoo.config import TASK_SCHEMAS, DataModuleConfig, schema_from_signature
+    from linzoo.data import MNISTDataModule
+    from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
+
+    classes = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}
+    for written, cls in [*((TASK_SCHEMAS[name], cls) for name, cls in classes.items()), (DataModuleConfig, MNISTDataModule)]:
+        derived = schema_from_signature(cls)
+        as_tuples = [[(f.name, str(f.type), f.default) for f in fields(schema)] for schema in (written, derived)]
+        assert sorted(as_tuples[0]) == sorted(as_tuples[1]), cls.__name__
