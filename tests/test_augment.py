@@ -8,7 +8,7 @@ import torch
 
 from linzoo.data import MNISTDataModule
 from linzoo.data.augment import BatchAugmenter, batch_generator, make_augmenter
-
+from linzoo.tasks import Classifier
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 KINDS = ["affine", "crop"]
@@ -107,8 +107,6 @@ class RecordSeeds:
 def fit(root, *, augment: str = "crop", on_device: bool = True, max_epochs: int = 1, ckpt_path=None,
         default_root_dir=None) -> tuple[MNISTDataModule, RecordBatches, L.Trainer]:
     """Two training batches of 32 per epoch and one validation batch of 50, a linear classifier."""
-    from linzoo.tasks import Classifier
-
     L.seed_everything(0)
     datamodule = MNISTDataModule(root=root, download=False, val_size=200, batch_size=32, eval_batch_size=50,
                                  on_device=on_device, augment=augment)
