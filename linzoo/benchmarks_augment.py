@@ -12,6 +12,7 @@ cost of these ops, so random images stand in for MNIST.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -74,9 +75,11 @@ def augmentation_cost(
 ) -> list[dict[str, Any]]:
     """One row per kind: ``{"augment", "epoch_s", "augment_s", "ratio"}``.
 
-    ``epoch_s`` and ``augment_s`` are the fastest of ``repeats`` epochs (after one
-    warm-up epoch each); ``ratio`` is ``epoch_s`` over the ``none`` row's ``epoch_s``
-    (``kinds`` must include ``"none"``).
+    Each of ``repeats`` rounds times one epoch of every kind back to back (after one
+    warm-up of a few batches each), so a load change on a shared machine hits all
+    kinds of a round alike. ``ratio`` is the median over rounds of ``epoch_s`` over the
+    same round's ``none`` epoch (``kinds`` must include ``"none"``); ``epoch_s`` and
+    ``augment_s`` (the part spent augmenting) are medians over rounds.
     """
     if "none" not in kinds:
         raise ValueError(f"kinds must include 'none' (the baseline of the ratio), got {list(kinds)}.")
@@ -85,21 +88,26 @@ def augmentation_cost(
     images = torch.randint(0, 256, (num_images, 1, 28, 28), generator=generator, dtype=torch.uint8).to(device)
     labels = torch.randint(0, 10, (num_images,), generator=generator).to(device)
     net = (net or default_net()).to(device)
-    timings: dict[str, tuple[float, float]] = {}
     for kind in kinds:
         _epoch_seconds(net, images[: batch_size * 4], labels[: batch_size * 4], augment=kind, batch_size=batch_size)
-        runs = [_epoch_seconds(net, images, labels, augment=kind, batch_size=batch_size) for _ in range(repeats)]
-        timings[kind] = min(runs)
-    baseline = timings["none"][0]
+    rounds = [
+        {kind: _epoch_seconds(net, images, labels, augment=kind, batch_size=batch_size) for kind in kinds}
+        for _ in range(repeats)
+    ]
     return [
-        {"augment": kind, "epoch_s": round(epoch, 4), "augment_s": round(spent, 4), "ratio": round(epoch / baseline, 3)}
-        for kind, (epoch, spent) in timings.items()
+        {
+            "augment": kind,
+            "epoch_s": round(statistics.median(r[kind][0] for r in rounds), 4),
+            "augment_s": round(statistics.median(r[kind][1] for r in rounds), 4),
+            "ratio": round(statistics.median(r[kind][0] / r["none"][0] for r in rounds), 3),
+        }
+        for kind in kinds
     ]
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of :func:`augmentation_cost`'s rows."""
-    lines = ["| data.augment | epoch (s) | of which augmenting (s) | epoch / none |", "| --- | --- | --- | --- |"]
+    lines = ["| data.augment | epoch (s, median) | of which augmenting (s) | epoch / none (median of paired rounds) |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['augment']} | {r['epoch_s']:.3f} | {r['augment_s']:.3f} | {r['ratio']:.3f} |" for r in rows]
     return "\n".join(lines)
 
