@@ -430,12 +430,18 @@ def test_an_official_size_file_must_have_the_official_md5(tmp_path) -> None:
     import numpy as np
     from conftest import write_idx
 
+    from linzoo.data.idx import ChecksumWarning
+
     path = write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(60000, dtype=np.uint8) % 10)
     assert path.stat().st_size == OFFICIAL_SIZES[path.name]
     with pytest.raises(CorruptDataError, match=f"has the official name and size but MD5 .*{OFFICIAL_MD5['MNIST'][path.name]}"):
         read_idx(path, kind="labels")
     assert len(read_idx(path, kind="labels", verify_checksum=False)) == 60000  # on purpose
     assert len(read_idx(path.rename(tmp_path / "my-labels"), kind="labels")) == 60000  # not an official name
+    # Images: a re-encoded copy (another MD5, sound structure) loads after one warning naming the file.
+    images = write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28), dtype=np.uint8))
+    with pytest.warns(ChecksumWarning, match=f"{images}.*not the official {OFFICIAL_MD5['MNIST'][images.name]}"):
+        assert read_idx(images, kind="images").shape == (10000, 28, 28)
 
 
 def test_a_damaged_gzip_file_is_named(tmp_path) -> None:

@@ -11,18 +11,22 @@ announces (a truncated or padded file is refused); labels are 0..9; and, for a f
 an official name AND the official size, its MD5 equals the official release's
 (:data:`OFFICIAL_MD5`). The size rule keeps checksums to files that claim to be the
 release: generated test files and subsets have other sizes and are checked structurally.
+A label file with another MD5 is refused (other labels are another task); an image file
+with another MD5 but a sound structure gets one :class:`ChecksumWarning`, because faithful
+re-encodings exist (e.g. MNIST rebuilt from a PNG copy, off by a grey level here and there).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-__all__ = ["OFFICIAL_MD5", "OFFICIAL_SIZES", "CorruptDataError", "check_pair", "read_idx", "read_idx_bytes"]
+__all__ = ["OFFICIAL_MD5", "OFFICIAL_SIZES", "ChecksumWarning", "CorruptDataError", "check_pair", "read_idx", "read_idx_bytes"]
 
 _UINT8 = 0x08
 IMAGE_SIZE = (28, 28)
@@ -56,6 +60,10 @@ OFFICIAL_MD5: dict[str, dict[str, str]] = {
 }
 
 _FIX = "Fix: delete the file and download it again (data.download=true), or copy a good one from another machine"
+
+
+class ChecksumWarning(UserWarning):
+    """An image file with an official name and size whose MD5 is not the official one."""
 
 
 class CorruptDataError(ValueError):
@@ -129,12 +137,22 @@ def _check_official_md5(path: Path, data: bytes, *, name: str, dataset: str) -> 
     if official is None or len(data) != OFFICIAL_SIZES[name]:
         return
     actual = hashlib.md5(data).hexdigest()
-    if actual != official:
+    if actual == official:
+        return
+    if "labels" in name:
         raise CorruptDataError(
             f"{path} has the official name and size but MD5 {actual}, not the official {official}: "
-            f"it is damaged or not the official {dataset} release. {_FIX}; or, to use this copy "
+            f"its labels are damaged or not the official {dataset} release. {_FIX}; or, to use this copy "
             "on purpose, data.verify_checksums=false."
         )
+    warnings.warn(
+        ChecksumWarning(
+            f"{path} has the official name and size and a sound structure, but MD5 {actual}, not the official "
+            f"{official}: a re-encoded copy or changed pixels, so results may differ slightly from published "
+            f"ones. Replace it with the official {dataset} file, or set data.verify_checksums=false to skip this check."
+        ),
+        stacklevel=2,
+    )
 
 
 def _product(shape: list[int]) -> int:
