@@ -150,7 +150,7 @@ DataModuleConfig = make_dataclass("MNISTDataModuleConfig", [
     ("root", Optional[str], None), ("download", bool, True), ("val_size", int, 5000), ("batch_size", int, 128),
     ("eval_batch_size", int, 1000), ("num_workers", int, 0), ("pin_memory", bool, False),
     ("drop_last", bool, False), ("on_device", bool, False), ("seed", int, 0),
-    ("allow_sample_fallback", bool, False), ("verify_checksums", bool, True),
+    ("allow_sample_fallback", bool, False), ("verify_checksums", bool, True), ("augment", str, "none"),
 ])
 
 

@@ -1,8 +1,7 @@
-"""scripts/results.py on generated run directories: one row per recipe, mean ± std over seeds, commands."""
+"""scripts/results.py (linzoo.reports.results) on generated run directories: one row per recipe, mean ± std over seeds, commands."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,10 +11,7 @@ import pytest
 import yaml
 from helpers import ROOT
 
-spec = importlib.util.spec_from_file_location("results_script", ROOT / "scripts" / "results.py")
-results = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = results  # dataclasses look their module up there
-spec.loader.exec_module(results)
+from linzoo.reports import results
 
 
 def make_run(

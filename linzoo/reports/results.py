@@ -1,0 +1,226 @@
+"""Build docs/results.md from finished runs: python scripts/results.py outputs/train/*
+
+Each run directory gives its ``metrics.json`` (test metrics, epochs, parameter count,
+wall time, data source), its ``config.yaml`` and Hydra's ``.hydra/overrides.yaml`` (the
+command line). Runs whose command lines differ only in ``seed=`` form one row with the
+mean ± sample standard deviation over their seeds. Directories without ``metrics.json``
+(unfinished runs) are listed as skipped. Nothing here is typed by hand: rerun the script
+after new runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "results.md"  # in the repository
+
+# The test metric that judges each task, how to show it, and which direction is better.
+METRICS = {  # metrics.json key: (label, scale, unit, higher_is_better)
+    "test/acc": ("test accuracy", 100.0, "%", True),
+    "test/sse_per_image": ("test squared error per image", 1.0, "", False),
+    "test/nll_nats": ("test NLL (nats per image)", 1.0, "", False),
+}
+
+# Published figures on the MNIST test set and this project's targets (issue 12).
+LITERATURE = {
+    "mlp_mnist": ("≥ 98.9%", "98.47% (LeCun et al. 1998, 500+300 units); 99.05% (Srivastava et al. 2014, dropout + max-norm)"),
+    "cnn_mnist": ("≥ 99.6%", "99.05% (LeNet-5, LeCun et al. 1998); 99.6-99.7% (small CNNs with augmentation)"),
+    "transformer_mnist": ("≥ 99.3%", "99.3-99.5% (small ViTs with augmentation)"),
+    "mixer_mnist": ("≥ 99.1%", "-"),
+    "autoencoder_mnist": ("≤ 5.0 (CPU), ≤ 3.0 (GPU)", "3.00 (Hinton & Salakhutdinov 2006, 784-1000-500-250-30, RBM pre-training)"),
+    "lm_mnist": ("-", "NLL nats/image: NADE 88.3, PixelRNN 79.2 (stochastically binarised MNIST)"),
+}
+
+# Overrides that change where a run goes, how it is shown or that it was resumed, not what it computes.
+NOT_PART_OF_THE_RECIPE = ("hydra.", "paths.", "callbacks.progress_bar.", "ckpt_path=")
+
+
+@dataclass
+class Run:
+    """One finished run directory."""
+
+    path: Path
+    metrics: dict[str, Any]
+    overrides: list[str] | None  # None: no .hydra/overrides.yaml
+    config: dict[str, Any]
+    finished: datetime  # metrics.json's modification time (UTC)
+
+    @property
+    def seed(self) -> Any:
+        return self.metrics.get("seed", self.config.get("seed"))
+
+    @property
+    def recipe_overrides(self) -> tuple[str, ...]:
+        """The command-line overrides without ``seed=`` and without output/display settings."""
+        kept = [o for o in self.overrides or [] if not o.startswith(("seed=", *NOT_PART_OF_THE_RECIPE))]
+        return tuple(kept)
+
+    @property
+    def recipe(self) -> str:
+        """``experiment=<name>`` when given, else the ``model=`` (or the config's task), plus other overrides."""
+        experiment = next((o.split("=", 1)[1] for o in self.recipe_overrides if o.startswith("experiment=")), None)
+        return experiment or next(
+            (o.split("=", 1)[1] for o in self.recipe_overrides if o.startswith("model=")),
+            str(self.metrics.get("model", "?")),
+        )
+
+    @property
+    def main_metric(self) -> str | None:
+        return next((name for name in METRICS if name in self.metrics), None)
+
+
+def read_run(path: Path) -> Run | None:
+    """The run in ``path``, or None when it has no ``metrics.json`` (not finished)."""
+    metrics_file = path / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    config_file = path / "config.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.is_file() else None
+    config = yaml.safe_load(config_file.read_text()) or {} if config_file.is_file() else {}
+    finished = datetime.fromtimestamp(metrics_file.stat().st_mtime, tz=timezone.utc)
+    return Run(path, json.loads(metrics_file.read_text()), overrides, config, finished)
+
+
+def command(run: Run, *, seeds: list[Any]) -> str:
+    """The command line that made the run(s); a shared row writes its seeds as ``seed=S`` (S in the seeds column)."""
+    if run.overrides is None:
+        return "(unknown: no .hydra/overrides.yaml)"
+    parts = list(run.recipe_overrides)
+    if len(seeds) > 1:
+        parts.append("seed=S")
+    elif any(o.startswith("seed=") for o in run.overrides):
+        parts.append(f"seed={seeds[0]}")
+    return " ".join(["python scripts/train.py", *parts])
+
+
+def mean_and_spread(values: list[float]) -> str:
+    """``"99.61"`` for one value, ``"99.61 ± 0.04"`` (sample std) for several."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def group_runs(runs: list[Run]) -> list[list[Run]]:
+    """Runs grouped by recipe (command line without ``seed=``) and data source, in first-seen order."""
+    groups: dict[tuple[Any, ...], list[Run]] = {}
+    for run in runs:
+        key = (run.recipe_overrides, run.overrides is None and str(run.path), run.metrics.get("data_source"))
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def table_row(group: list[Run]) -> str:
+    first = group[0]
+    metric = first.main_metric
+    label, scale, unit, _ = METRICS[metric] if metric else ("-", 1.0, "", True)
+    values = [run.metrics[metric] * scale for run in group if metric in run.metrics] if metric else []
+    result = f"{mean_and_spread(values)}{unit}" if values else "-"
+    seeds = [run.seed for run in group]
+    target, literature = LITERATURE.get(first.recipe, ("-", "-"))
+    epochs = sorted({run.metrics.get("epochs") for run in group}, key=str)
+    wall_minutes = statistics.mean(float(run.metrics.get("wall_time_s", float("nan"))) for run in group) / 60
+    dates = sorted(run.finished.strftime("%Y-%m-%d") for run in group)
+    date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    cells = [
+        f"`{first.recipe}`",
+        f"{result} ({label})",
+        target,
+        literature,
+        ", ".join(str(seed) for seed in seeds),
+        ", ".join(str(e) for e in epochs),
+        f"{first.metrics.get('num_parameters', 0):,}",
+        f"{wall_minutes:.1f} min",
+        str(first.metrics.get("data_source", "?")),
+        date,
+        f"`{command(first, seeds=seeds)}`",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| recipe | result (mean ± std over seeds) | target | literature | seeds | epochs | parameters "
+    "| wall time per run | data | date (UTC) | command |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def render(runs: list[Run], skipped: list[Path]) -> str:
+    """The whole docs/results.md."""
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python scripts/results.py outputs/train/*` from the runs' `metrics.json`,",
+        "`config.yaml` and `.hydra/overrides.yaml`; do not edit by hand. Rows whose commands differ",
+        "only in `seed=` are one row (mean ± sample std). Wall time is the whole run (fit + test) on",
+        "the machine that ran it; `scripts/run_recipes.sh` launches the full campaign.",
+        "",
+    ]
+    if runs:
+        lines += [HEADER, *(table_row(group) for group in group_runs(runs))]
+    else:
+        lines += [
+            "**No finished runs yet.** Targets and published figures the recipes aim at:",
+            "",
+            "| recipe | target (test) | literature |",
+            "| --- | --- | --- |",
+            *(f"| `{name}` | {target} | {figure} |" for name, (target, figure) in LITERATURE.items()),
+        ]
+    if skipped:
+        lines += ["", "Skipped (no `metrics.json`: unfinished or failed): " + ", ".join(f"`{p}`" for p in skipped)]
+    return "\n".join(lines) + "\n"
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def short_table(runs: list[Run]) -> str:
+    """The README's short version: recipe, result, target, wall time per run."""
+    if not runs:
+        return "No finished recipe runs yet: see [docs/results.md](docs/results.md) for the targets."
+    lines = ["| recipe | result | target | wall time per run |", "| --- | --- | --- | --- |"]
+    for row in (table_row(group).strip("| ").split(" | ") for group in group_runs(runs)):
+        lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[7]} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, runs: list[Run]) -> None:
+    """Replace what stands between the results markers of ``readme`` with :func:`short_table`."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block; add one where the table goes.")
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(f"{before}{README_START}\n{short_table(runs)}\n{README_END}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", type=Path, help="run directories (e.g. outputs/train/*)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write (default {DEFAULT_OUT})")
+    parser.add_argument("--readme", type=Path, help="also put the short table into this README's results block")
+    args = parser.parse_args(argv)
+    runs, skipped = [], []
+    for path in sorted(args.runs):
+        if not path.is_dir():
+            continue
+        run = read_run(path)
+        if run is None:
+            skipped.append(path)
+        else:
+            runs.append(run)
+    runs.sort(key=lambda run: (run.recipe, run.finished))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(runs, skipped))
+    if args.readme is not None:
+        update_readme(args.readme, runs)
+    print(f"{args.out}: {len(runs)} runs in {len(group_runs(runs))} rows, {len(skipped)} skipped")
+    return 0
