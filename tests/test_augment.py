@@ -147,16 +147,3 @@ def test_augmented_training_is_reproducible_and_resumes_the_same_draws(fake_mnis
     checkpoint = stopped.checkpoint_callback.last_model_path or stopped.checkpoint_callback.best_model_path
     resumed, _, _ = fit(fake_mnist_root, max_epochs=2, ckpt_path=checkpoint, default_root_dir=tmp_path / "resumed")
     assert resumed.augmenter.seeds == seeds[2:]
-
-
-def test_augmentation_cost_rows_and_ratio_against_none() -> None:
-    from linzoo.benchmarks_augment import augmentation_cost, format_rows
-
-    rows = augmentation_cost(num_images=256, batch_size=64, repeats=2)
-    assert [row["augment"] for row in rows] == ["none", "affine", "crop"]
-    assert rows[0]["ratio"] == 1.0 and rows[0]["augment_s"] == 0.0
-    for row in rows[1:]:
-        assert 0 < row["augment_s"] < row["epoch_s"] and row["ratio"] > 0.2
-    assert format_rows(rows).count("\n") == 4
-    with pytest.raises(ValueError, match="must include 'none'"):
-        augmentation_cost(kinds=["affine"])

@@ -21,7 +21,7 @@ from linzoo.benchmarks.compare import rows
 from linzoo.benchmarks.reference import ReferenceLoop
 from linzoo.benchmarks.timing import paired_ratio
 
-SECTIONS = ["overhead", "linear", "data", "compile", "gpu", "generation"]
+SECTIONS = ["overhead", "linear", "data", "compile", "gpu", "generation", "augment"]
 
 
 @pytest.mark.slow
@@ -78,6 +78,9 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
     generation = results["generation"]
     assert generation["same_tokens"] is True  # preallocated, grown and no cache: the same samples
     assert generation["cache, preallocated"]["time_vs_preallocated"] == 1.0
+    augment = results["augment"]
+    assert set(augment["ratio"]) == {"none", "affine", "crop"} and augment["ratio"]["none"] == 1.0
+    assert all(math.isfinite(ratio) for ratio in augment["ratio"].values()) and augment["examples"] == 800
     tables = (tmp_path / "tables.md").read_text()
     for number in range(1, len(SECTIONS) + 1):  # every section printed its table, and --markdown kept it
         assert f"## {number}." in done.stdout and f"## {number}." in tables

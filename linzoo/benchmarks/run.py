@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from linzoo.benchmarks import compile as compile_section
-from linzoo.benchmarks import data, generation, gpu, linear, overhead
+from linzoo.benchmarks import augment, data, generation, gpu, linear, overhead
 from linzoo.benchmarks.timing import TABLES, environment
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -24,8 +24,9 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "compile": compile_section.section,
     "gpu": gpu.section,
     "generation": generation.section,
+    "augment": augment.section,
 }
-DEFAULT_SECTIONS = ("overhead", "linear", "data", "compile", "generation")
+DEFAULT_SECTIONS = ("overhead", "linear", "data", "compile", "generation", "augment")
 
 DESCRIPTION = """\
 Speed of linzoo, measured side by side in one process run (so machine noise cancels).
@@ -41,6 +42,8 @@ sections (--sections, comma separated):
   gpu         time to accuracy of configs/experiment/ recipes, transformer images/s,
               bf16 Linear TFLOP/s (for --device cuda; runs on CPU at --tiny)
   generation  pixel-LM sampling: preallocated KV cache, grown cache, no cache
+  augment     one training epoch with data.augment=none|affine|crop (MLP, on-device batches).
+              JSON: augment.ratio.<kind> (epoch time over none)
 """
 
 
