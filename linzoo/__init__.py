@@ -47,6 +47,7 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
 
     return load_net(path, device=device)
 
+
 __all__ = [
     "CNN",
     "MLP",

@@ -158,6 +158,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         atomic_save(checkpoint, path)
 
+
 # --------------------------------------------------------------- loading a trained net
 # linzoo.load / linzoo.create_model(checkpoint_path=...) / Task.load_from_checkpoint.
 # Three kinds of file hold a linzoo net: a Lightning checkpoint (.ckpt, the task's
@@ -213,7 +214,7 @@ def read_net(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
             "cannot be rebuilt from it; use a checkpoint written by scripts/train.py."
         )
     state = {
-        key[len(NET_PREFIX):].replace("_orig_mod.", ""): value
+        key[len(NET_PREFIX) :].replace("_orig_mod.", ""): value
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(NET_PREFIX)
     }
@@ -232,7 +233,7 @@ def read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     try:
         with safe_open(str(file), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
     except SafetensorError as error:
         raise ValueError(f"{file} is not a readable safetensors file: {error}") from error
     if SAFETENSORS_CONFIG_KEY not in metadata:

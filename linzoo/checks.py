@@ -19,8 +19,18 @@ __all__ = ["check_dataclass_types", "check_net_options", "check_value_type", "is
 
 # Sizes of a model: a width, depth or count of 0 builds a net that cannot learn.
 POSITIVE_INT_OPTIONS = (
-    "in_channels", "image_size", "patch_size", "dim", "depth", "num_heads",
-    "token_mlp_dim", "channel_mlp_dim", "latent_dim", "kernel_size", "vocab_size", "seq_len",
+    "in_channels",
+    "image_size",
+    "patch_size",
+    "dim",
+    "depth",
+    "num_heads",
+    "token_mlp_dim",
+    "channel_mlp_dim",
+    "latent_dim",
+    "kernel_size",
+    "vocab_size",
+    "seq_len",
 )
 # Lists of widths: every entry >= 1 (an empty list is fine where a stage may be absent).
 WIDTH_LIST_OPTIONS = ("hidden_dims", "channels", "head_hidden_dims")
@@ -42,11 +52,16 @@ def check_net_options(options: Mapping[str, Any], *, prefix: str = "") -> None:
     for name, value in options.items():
         setting = f"{prefix}{name}"
         if name in POSITIVE_INT_OPTIONS and value is not None and not (is_int(value) and value >= 1):
-            raise ConfigError(setting, value, "an integer >= 1 (a size of 0 builds a net that cannot learn)",
-                              f"{setting}=<a positive integer>")
+            raise ConfigError(
+                setting,
+                value,
+                "an integer >= 1 (a size of 0 builds a net that cannot learn)",
+                f"{setting}=<a positive integer>",
+            )
         if name == "num_classes" and value is not None and not (is_int(value) and value >= 0):
-            raise ConfigError(setting, value, "an integer >= 0 (0: no head, the net returns its features)",
-                              f"{setting}=10")
+            raise ConfigError(
+                setting, value, "an integer >= 0 (0: no head, the net returns its features)", f"{setting}=10"
+            )
         if name in WIDTH_LIST_OPTIONS:
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
                 raise ConfigError(setting, value, "a list of integers >= 1", f"{setting}=[64,32]")
@@ -54,8 +69,9 @@ def check_net_options(options: Mapping[str, Any], *, prefix: str = "") -> None:
                 raise ConfigError(setting, value, "at least one stage", f"{setting}=[32,64]")
             bad = [width for width in value if not (is_int(width) and width >= 1)]
             if bad:
-                raise ConfigError(setting, list(value), f"widths >= 1 ({format_value(bad[0])} is not)",
-                                  f"{setting}=[64,32]")
+                raise ConfigError(
+                    setting, list(value), f"widths >= 1 ({format_value(bad[0])} is not)", f"{setting}=[64,32]"
+                )
         if name in PROBABILITY_OPTIONS and value is not None and not (is_number(value) and 0 <= value < 1):
             raise ConfigError(setting, value, "a probability in [0, 1)", f"{setting}=0.1")
         if name in POSITIVE_FLOAT_OPTIONS and value is not None and not (is_number(value) and value > 0):

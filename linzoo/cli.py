@@ -1,10 +1,10 @@
 """Command-line entry points (Hydra-aware): ``scripts/*.py`` and the console scripts call these.
 
-    python scripts/train.py model=transformer      train + validate + test
-    python scripts/eval.py ckpt_path=...           test a checkpoint
-    python scripts/sample.py ckpt_path=... num=64  draw digits from a pixel LM
-    python scripts/predict.py ckpt_path=... inputs=PATH   classify / reconstruct your own images
-    python scripts/export.py ckpt_path=... format=onnx    export the plain net (onnx, torchscript, .pt2, safetensors)
+python scripts/train.py model=transformer      train + validate + test
+python scripts/eval.py ckpt_path=...           test a checkpoint
+python scripts/sample.py ckpt_path=... num=64  draw digits from a pixel LM
+python scripts/predict.py ckpt_path=... inputs=PATH   classify / reconstruct your own images
+python scripts/export.py ckpt_path=... format=onnx    export the plain net (onnx, torchscript, .pt2, safetensors)
 """
 
 from __future__ import annotations

@@ -117,7 +117,11 @@ RoleOverrideConfig = make_dataclass(
 
 def _spec_field(name: str) -> tuple[str, Any, Any]:
     if name == "roles":
-        return name, dict[str, RoleOverrideConfig], field(default_factory=lambda: {r: RoleOverrideConfig() for r in ROLES})
+        return (
+            name,
+            dict[str, RoleOverrideConfig],
+            field(default_factory=lambda: {r: RoleOverrideConfig() for r in ROLES}),
+        )
     spec_field = next(f for f in fields(LinearSpec) if f.name == name)
     default = spec_field.default if spec_field.default is not MISSING else None
     return name, omegaconf_type(_LINEAR_FIELD_TYPES[name]), default
@@ -131,35 +135,77 @@ LinearConfig = make_dataclass("LinearConfig", [_spec_field(f.name) for f in fiel
 # (8 s on a small CPU) before a config error can be reported, so they are written out here;
 # tests/test_configs.py checks that they equal schema_from_signature of the classes.
 _TASK_FIELDS: list[tuple[str, Any, Any]] = [
-    ("net", Any, None), ("optimizer", Any, None), ("scheduler", Any, None), ("compile", bool, False),
+    ("net", Any, None),
+    ("optimizer", Any, None),
+    ("scheduler", Any, None),
+    ("compile", bool, False),
 ]
 TASK_SCHEMAS: dict[str, type] = {
-    "classifier": make_dataclass("ClassifierConfig", [
-        ("_target_", str, "linzoo.tasks.classifier.Classifier"), *_TASK_FIELDS,
-        ("num_classes", int, 10), ("label_smoothing", float, 0.0)]),
-    "autoencoding": make_dataclass("AutoencodingConfig", [
-        ("_target_", str, "linzoo.tasks.autoencoding.Autoencoding"), *_TASK_FIELDS,
-        ("loss", str, "bce"), ("noise_std", float, 0.0)]),
-    "language_modeling": make_dataclass("LanguageModelingConfig", [
-        ("_target_", str, "linzoo.tasks.language_modeling.LanguageModeling"), *_TASK_FIELDS,
-        ("levels", int, 2), ("image_size", Optional[int], None), ("conditional", bool, False),
-        ("num_classes", int, 10)]),
+    "classifier": make_dataclass(
+        "ClassifierConfig",
+        [
+            ("_target_", str, "linzoo.tasks.classifier.Classifier"),
+            *_TASK_FIELDS,
+            ("num_classes", int, 10),
+            ("label_smoothing", float, 0.0),
+        ],
+    ),
+    "autoencoding": make_dataclass(
+        "AutoencodingConfig",
+        [
+            ("_target_", str, "linzoo.tasks.autoencoding.Autoencoding"),
+            *_TASK_FIELDS,
+            ("loss", str, "bce"),
+            ("noise_std", float, 0.0),
+        ],
+    ),
+    "language_modeling": make_dataclass(
+        "LanguageModelingConfig",
+        [
+            ("_target_", str, "linzoo.tasks.language_modeling.LanguageModeling"),
+            *_TASK_FIELDS,
+            ("levels", int, 2),
+            ("image_size", Optional[int], None),
+            ("conditional", bool, False),
+            ("num_classes", int, 10),
+        ],
+    ),
 }
-DataModuleConfig = make_dataclass("MNISTDataModuleConfig", [
-    ("_target_", str, "linzoo.data.mnist.MNISTDataModule"), ("dataset", str, "mnist"), ("source", str, "auto"),
-    ("root", Optional[str], None), ("download", bool, True), ("val_size", int, 5000), ("batch_size", int, 128),
-    ("eval_batch_size", int, 1000), ("num_workers", int, 0), ("pin_memory", bool, False),
-    ("drop_last", bool, False), ("on_device", bool, False), ("seed", int, 0),
-    ("allow_sample_fallback", bool, False), ("verify_checksums", bool, True), ("augment", str, "none"),
-])
+DataModuleConfig = make_dataclass(
+    "MNISTDataModuleConfig",
+    [
+        ("_target_", str, "linzoo.data.mnist.MNISTDataModule"),
+        ("dataset", str, "mnist"),
+        ("source", str, "auto"),
+        ("root", Optional[str], None),
+        ("download", bool, True),
+        ("val_size", int, 5000),
+        ("batch_size", int, 128),
+        ("eval_batch_size", int, 1000),
+        ("num_workers", int, 0),
+        ("pin_memory", bool, False),
+        ("drop_last", bool, False),
+        ("on_device", bool, False),
+        ("seed", int, 0),
+        ("allow_sample_fallback", bool, False),
+        ("verify_checksums", bool, True),
+        ("augment", str, "none"),
+    ],
+)
 
 
 def _model_schemas() -> dict[str, dict[str, type]]:
     """``{"net": {"mlp": MLPConfig, ...}, "task": {...}, "data": {...}}``; nets from their signatures."""
     from linzoo.models import CNN, MLP, Autoencoder, DecoderLM, MLPMixer, VisionTransformer
 
-    nets = {"mlp": MLP, "cnn": CNN, "transformer": VisionTransformer, "autoencoder": Autoencoder,
-            "lm": DecoderLM, "mixer": MLPMixer}
+    nets = {
+        "mlp": MLP,
+        "cnn": CNN,
+        "transformer": VisionTransformer,
+        "autoencoder": Autoencoder,
+        "lm": DecoderLM,
+        "mixer": MLPMixer,
+    }
     return {
         "net": {name: schema_from_signature(cls) for name, cls in nets.items()},
         "task": TASK_SCHEMAS,
@@ -215,5 +261,13 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
 
 
-__all__ = ["LinearConfig", "RoleOverrideConfig", "lm_vocab_size", "omegaconf_type", "register_configs",
-           "optuna_direction", "schema_from_signature", "sqlite_file"]
+__all__ = [
+    "LinearConfig",
+    "RoleOverrideConfig",
+    "lm_vocab_size",
+    "omegaconf_type",
+    "register_configs",
+    "optuna_direction",
+    "schema_from_signature",
+    "sqlite_file",
+]

@@ -173,9 +173,13 @@ def _omegaconf_message(error: Any, *, override: str | None = None) -> str:
     full_key = str(getattr(error, "full_key", "") or "")
     key = str(getattr(error, "key", "") or "")
     first_line = str(getattr(error, "msg", "") or str(error)).splitlines()[0]
-    if isinstance(error, ConfigKeyError) or "not in struct" in first_line or re.search(r"Key '.*' not in '", first_line):
+    if (
+        isinstance(error, ConfigKeyError)
+        or "not in struct" in first_line
+        or re.search(r"Key '.*' not in '", first_line)
+    ):
         parent = getattr(error, "parent_node", None)
-        valid = [str(name) for name in parent.keys()] if parent is not None and hasattr(parent, "keys") else []
+        valid = [str(name) for name in parent.keys()] if parent is not None and hasattr(parent, "keys") else []  # noqa: SIM118
         section = full_key.rsplit(".", 1)[0] if "." in full_key else ""
         prefix = f"{section}." if section else ""
         valid_shown = ", ".join(sorted(name for name in valid if not name.startswith("_")))
@@ -189,7 +193,9 @@ def _omegaconf_message(error: Any, *, override: str | None = None) -> str:
     if isinstance(error, MissingMandatoryValue):
         return f"{full_key} is required but was not given. Fix: add {full_key}=... to the command."
     if isinstance(error, ValidationError):
-        match = re.search(r"Value '(.*?)' (?:of type '\w+' )?(?:could not be converted to (\w+)|is not a valid (\w+))", first_line)
+        match = re.search(
+            r"Value '(.*?)' (?:of type '\w+' )?(?:could not be converted to (\w+)|is not a valid (\w+))", first_line
+        )
         if match:
             value, kind = match.group(1), match.group(2) or match.group(3)
             expected = _TYPE_WORDS.get(kind, kind)

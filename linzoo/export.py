@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.image_files import fresh_path
 from linzoo.checkpoints import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, read_net
+from linzoo.image_files import fresh_path
 from linzoo.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,20 @@ def example_inputs(net: nn.Module, build_config: dict[str, Any], *, num: int = 1
 
     model = build_config["model"]
     task = LanguageModeling(
-        net=net, optimizer=None, levels=model["levels"], image_size=model.get("image_size"),
-        conditional=model.get("conditional", False), num_classes=model.get("num_classes", 10),
+        net=net,
+        optimizer=None,
+        levels=model["levels"],
+        image_size=model.get("image_size"),
+        conditional=model.get("conditional", False),
+        num_classes=model.get("num_classes", 10),
     )
     tokens = task.pixel_tokens(images)
     return torch.cat([task.start_tokens(labels, len(tokens), tokens.device), tokens[:, :-1]], dim=1)
 
 
-def export_net(net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]) -> float | None:
+def export_net(
+    net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]
+) -> float | None:
     """Write ``net`` to ``path`` in ``format`` and return the max abs difference of the reloaded file vs PyTorch."""
     require({"onnx": "onnxruntime", "safetensors": "safetensors"}.get(format, "torch"), f"format={format}")
     if format == "onnx":
@@ -103,8 +109,15 @@ def export_net(net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *,
         import onnxruntime
 
         torch.onnx.export(
-            net, (sample,), str(path), dynamo=True, input_names=["input"], output_names=["output"],
-            dynamic_shapes=({0: batch},), external_data=False, verbose=False,
+            net,
+            (sample,),
+            str(path),
+            dynamo=True,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes=({0: batch},),
+            external_data=False,
+            verbose=False,
         )
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         actual = torch.from_numpy(session.run(None, {"input": inputs.numpy()})[0])
@@ -131,7 +144,9 @@ def export_checkpoint(
     quantize = check_quantize(quantize)
     format = check_format(format, quantize)
     if out is not None and Path(out).exists():
-        raise FileExistsError(f"out={out} already exists; nothing was written. Choose another path, or move that file away.")
+        raise FileExistsError(
+            f"out={out} already exists; nothing was written. Choose another path, or move that file away."
+        )
     state, build_config = read_net(ckpt_path)
     net = build_net(net_config_of(build_config))
     net.load_state_dict(state)

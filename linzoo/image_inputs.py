@@ -47,7 +47,9 @@ def read_inputs(
     invert = _check_invert(invert)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"inputs={path}: nothing there. Give an image file, a folder of images, or a .pt/.npy tensor.")
+        raise FileNotFoundError(
+            f"inputs={path}: nothing there. Give an image file, a folder of images, or a .pt/.npy tensor."
+        )
     if path.is_dir():
         files = sorted(file for file in path.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -68,7 +70,9 @@ def read_inputs(
     )
 
 
-def preprocess(images: torch.Tensor, *, image_size: int, in_channels: int = 1, invert: str | bool = "auto") -> torch.Tensor:
+def preprocess(
+    images: torch.Tensor, *, image_size: int, in_channels: int = 1, invert: str | bool = "auto"
+) -> torch.Tensor:
     """Images [N, C, H, W] (uint8 or float in [0, 1]) -> float32 [N, in_channels, S, S] in [0, 1], as trained."""
     invert = _check_invert(invert)
     if images.dtype == torch.uint8:
@@ -82,7 +86,9 @@ def preprocess(images: torch.Tensor, *, image_size: int, in_channels: int = 1, i
         else:
             raise ValueError(f"Images with {images.shape[1]} channels cannot feed a net with {in_channels}.")
     if tuple(images.shape[-2:]) != (image_size, image_size):
-        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+        images = F.interpolate(
+            images, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+        )
     images = images.clamp(0, 1)
     flip = _light_background(images) if invert == "auto" else torch.full((len(images),), invert == "true")
     return torch.where(flip.view(-1, 1, 1, 1), 1 - images, images).contiguous()
@@ -97,13 +103,13 @@ def _check_invert(invert: str | bool) -> str:
 
 def _light_background(images: torch.Tensor) -> torch.Tensor:
     """bool [N]: the mean of the outermost ring of pixels is above 0.5 (dark ink on light paper)."""
-    border = torch.cat(
-        [images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1
-    )
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
     return border.flatten(1).mean(dim=1) > 0.5
 
 
-def _read_image_files(files: list[Path], *, image_size: int, in_channels: int, invert: str) -> tuple[list[str], torch.Tensor]:
+def _read_image_files(
+    files: list[Path], *, image_size: int, in_channels: int, invert: str
+) -> tuple[list[str], torch.Tensor]:
     names, images = [], []
     for file in files:
         try:
@@ -114,7 +120,9 @@ def _read_image_files(files: list[Path], *, image_size: int, in_channels: int, i
             continue
         names.append(file.name)
     if not images:
-        raise ValueError(f"None of the {len(files)} image file(s) at {files[0].parent} could be decoded; nothing to predict.")
+        raise ValueError(
+            f"None of the {len(files)} image file(s) at {files[0].parent} could be decoded; nothing to predict."
+        )
     return names, preprocess(torch.stack(images), image_size=image_size, in_channels=in_channels, invert=invert)
 
 
@@ -140,11 +148,17 @@ def _load_image(file: Path, *, image_size: int, in_channels: int) -> torch.Tenso
 def _read_tensor(path: Path) -> torch.Tensor:
     """A .pt/.npy file -> images [N, C, H, W] (uint8 or float)."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True) if path.suffix == ".pt" else torch.from_numpy(np.load(path))
+        data = (
+            torch.load(path, map_location="cpu", weights_only=True)
+            if path.suffix == ".pt"
+            else torch.from_numpy(np.load(path))
+        )
     except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as error:
         raise ValueError(f"inputs={path} cannot be read as a tensor ({type(error).__name__}: {error}).") from error
     if not isinstance(data, torch.Tensor):
-        raise ValueError(f"inputs={path} holds a {type(data).__name__}, not a tensor of images [N, H, W] or [N, C, H, W].")
+        raise ValueError(
+            f"inputs={path} holds a {type(data).__name__}, not a tensor of images [N, H, W] or [N, C, H, W]."
+        )
     shape = list(data.shape)
     if data.dim() == 2:
         data = data[None, None]

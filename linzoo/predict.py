@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.image_files import fresh_path, save_image_grid
 from linzoo.checkpoints import build_net, net_config_of, read_net
 from linzoo.data.mnist import DATASETS
+from linzoo.image_files import fresh_path, save_image_grid
 from linzoo.image_inputs import read_inputs
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,7 @@ def predict_checkpoint(
     net = build_net(net_config_of(build_config))
     net.load_state_dict(state)
     net = net.to(device).eval()
-    names, images = read_inputs(
-        inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert
-    )
+    names, images = read_inputs(inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert)
     images = images.to(device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

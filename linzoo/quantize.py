@@ -27,7 +27,14 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QUANTIZE_CHOICES", "check_quantize", "float_linear_weights", "quantize_int8", "require", "serialized_megabytes"]
+__all__ = [
+    "QUANTIZE_CHOICES",
+    "check_quantize",
+    "float_linear_weights",
+    "quantize_int8",
+    "require",
+    "serialized_megabytes",
+]
 
 QUANTIZE_CHOICES = ("int8",)
 

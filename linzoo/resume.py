@@ -21,7 +21,11 @@ __all__ = ["CHANGEABLE_DATA_KEYS", "ResumeConfigError", "check_resume_config", "
 CHANGEABLE_DATA_KEYS = ("root", "download", "num_workers", "pin_memory", "eval_batch_size", "on_device")
 CHANGEABLE_MODEL_KEYS = ("compile",)
 # Where a key of the build config comes from on the command line.
-COMMAND_LINE_PREFIXES = (("model.optimizer.", "optimizer."), ("model.scheduler.", "scheduler."), ("model.net.linear.", "linear."))
+COMMAND_LINE_PREFIXES = (
+    ("model.optimizer.", "optimizer."),
+    ("model.scheduler.", "scheduler."),
+    ("model.net.linear.", "linear."),
+)
 
 
 class ResumeConfigError(ValueError):

@@ -87,9 +87,7 @@ def run_contents(output_dir: Path, *, view: str = "in_job") -> list[str]:
     return names
 
 
-def check_run_dir(
-    output_dir: str | Path, *, job: str, ckpt_path: str | Path | None, view: str = "in_job"
-) -> bool:
+def check_run_dir(output_dir: str | Path, *, job: str, ckpt_path: str | Path | None, view: str = "in_job") -> bool:
     """Refuse (:class:`RunDirError`) a run that would write over another run's files.
 
     ``job`` is ``"train"``, ``"eval"`` or ``"sample"``; ``view`` as in :func:`run_contents`.

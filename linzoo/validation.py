@@ -54,8 +54,12 @@ def check_train_config(cfg: DictConfig) -> None:
     model = cfg.model
     check_net_options(_plain(model.net), prefix="model.net.")
     if "num_classes" in model and not (is_int(model.num_classes) and model.num_classes >= 1):
-        raise ConfigError("model.num_classes", model.num_classes, "an integer >= 1 to train a classifier "
-                          "(a headless net, num_classes=0, is for linzoo.create_model)", "model.num_classes=10")
+        raise ConfigError(
+            "model.num_classes",
+            model.num_classes,
+            "an integer >= 1 to train a classifier (a headless net, num_classes=0, is for linzoo.create_model)",
+            "model.num_classes=10",
+        )
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, Mapping) and "_target_" in node:
@@ -74,21 +78,31 @@ def _check_trainer(trainer: DictConfig) -> None:
     max_steps = trainer.get("max_steps", -1)
     if max_epochs is not None:
         if not is_int(max_epochs) or max_epochs == 0 or max_epochs < -1:
-            raise ConfigError("trainer.max_epochs", max_epochs,
-                              "an integer >= 1 (0 trains nothing; -1 means no limit, with trainer.max_steps)",
-                              "trainer.max_epochs=10")
+            raise ConfigError(
+                "trainer.max_epochs",
+                max_epochs,
+                "an integer >= 1 (0 trains nothing; -1 means no limit, with trainer.max_steps)",
+                "trainer.max_epochs=10",
+            )
         if max_epochs == -1 and not (is_int(max_steps) and max_steps > 0):
-            raise ConfigError("trainer.max_epochs", max_epochs, "-1 (no limit) only with a trainer.max_steps > 0",
-                              "trainer.max_epochs=10, or add trainer.max_steps=<steps>")
+            raise ConfigError(
+                "trainer.max_epochs",
+                max_epochs,
+                "-1 (no limit) only with a trainer.max_steps > 0",
+                "trainer.max_epochs=10, or add trainer.max_steps=<steps>",
+            )
     for name in ("accumulate_grad_batches", "log_every_n_steps", "check_val_every_n_epoch"):
         value = trainer.get(name)
         if value is not None and not (is_int(value) and value >= 1):
             raise ConfigError(f"trainer.{name}", value, "an integer >= 1", f"trainer.{name}=1")
     value = trainer.get("limit_train_batches")
     if value is not None and (not is_number(value) or value <= 0):
-        raise ConfigError("trainer.limit_train_batches", value,
-                          "a number > 0 (batches, or a fraction of the epoch; 0 trains nothing)",
-                          "trainer.limit_train_batches=null (the whole epoch)")
+        raise ConfigError(
+            "trainer.limit_train_batches",
+            value,
+            "a number > 0 (batches, or a fraction of the epoch; 0 trains nothing)",
+            "trainer.limit_train_batches=null (the whole epoch)",
+        )
     for name in ("limit_val_batches", "limit_test_batches", "overfit_batches", "gradient_clip_val"):
         value = trainer.get(name)
         if value is not None and (not is_number(value) or value < 0):
@@ -96,37 +110,52 @@ def _check_trainer(trainer: DictConfig) -> None:
     precision = trainer.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         suggestion = closest(str(precision), PRECISIONS[:6]) or "32-true"
-        raise ConfigError("trainer.precision", precision, f"one of {', '.join(PRECISIONS[:6])}",
-                          f"trainer.precision={suggestion}")
+        raise ConfigError(
+            "trainer.precision", precision, f"one of {', '.join(PRECISIONS[:6])}", f"trainer.precision={suggestion}"
+        )
     _check_devices(trainer)
 
 
 def _check_devices(trainer: DictConfig) -> None:
     accelerator = str(trainer.get("accelerator", "auto"))
     if accelerator not in ACCELERATORS:
-        raise ConfigError("trainer.accelerator", accelerator, f"one of {', '.join(ACCELERATORS)}",
-                          f"trainer.accelerator={closest(accelerator, ACCELERATORS) or 'auto'}")
+        raise ConfigError(
+            "trainer.accelerator",
+            accelerator,
+            f"one of {', '.join(ACCELERATORS)}",
+            f"trainer.accelerator={closest(accelerator, ACCELERATORS) or 'auto'}",
+        )
     gpus = torch.cuda.device_count()
     if accelerator in ("gpu", "cuda") and gpus == 0:
-        raise ConfigError("trainer.accelerator", accelerator, "a CUDA GPU, and this machine has none",
-                          "trainer=cpu (or trainer.accelerator=auto)")
+        raise ConfigError(
+            "trainer.accelerator",
+            accelerator,
+            "a CUDA GPU, and this machine has none",
+            "trainer=cpu (or trainer.accelerator=auto)",
+        )
     devices = trainer.get("devices", 1)
     if devices in ("auto", -1, "-1") or isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
         return
     if isinstance(devices, str) and devices.isdigit():
         devices = int(devices)
     if not is_int(devices) or devices < 1:
-        raise ConfigError("trainer.devices", devices, "an integer >= 1, a list of device ids, or auto",
-                          "trainer.devices=1")
+        raise ConfigError(
+            "trainer.devices", devices, "an integer >= 1, a list of device ids, or auto", "trainer.devices=1"
+        )
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
     if on_gpu and devices > gpus:
-        raise ConfigError("trainer.devices", devices, f"at most {gpus} (the GPUs of this machine)",
-                          f"trainer.devices={gpus}")
+        raise ConfigError(
+            "trainer.devices", devices, f"at most {gpus} (the GPUs of this machine)", f"trainer.devices={gpus}"
+        )
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if not on_gpu and devices > cores:
-        raise ConfigError("trainer.devices", devices,
-                          f"at most {cores} CPU processes: this machine has {cores} cores, and more processes "
-                          "than cores only slow the same computation down", f"trainer.devices={min(cores, 2)}")
+        raise ConfigError(
+            "trainer.devices",
+            devices,
+            f"at most {cores} CPU processes: this machine has {cores} cores, and more processes "
+            "than cores only slow the same computation down",
+            f"trainer.devices={min(cores, 2)}",
+        )
 
 
 def _check_optimizer(optimizer: DictConfig | None) -> None:
@@ -135,8 +164,7 @@ def _check_optimizer(optimizer: DictConfig | None) -> None:
     _check_known_keys("optimizer", optimizer)
     lr = optimizer.get("lr")
     if lr is not None and not (is_number(lr) and lr > 0):
-        raise ConfigError("optimizer.lr", lr, "a learning rate > 0 (0 never changes the weights)",
-                          "optimizer.lr=1e-3")
+        raise ConfigError("optimizer.lr", lr, "a learning rate > 0 (0 never changes the weights)", "optimizer.lr=1e-3")
     weight_decay = optimizer.get("weight_decay")
     if weight_decay is not None and not (is_number(weight_decay) and weight_decay >= 0):
         raise ConfigError("optimizer.weight_decay", weight_decay, "a number >= 0", "optimizer.weight_decay=0.01")
@@ -164,7 +192,9 @@ def _check_known_keys(section: str, node: DictConfig) -> None:
         if str(key).startswith("_") or key in valid:
             continue
         raise ConfigError(
-            f"{section}.{key}", node.get(key), f"a parameter of {target}",
+            f"{section}.{key}",
+            node.get(key),
+            f"a parameter of {target}",
             f"remove it or correct the spelling.{did_you_mean(str(key), valid, prefix=f'{section}.')} "
             f"Valid keys: {', '.join(valid)}",
         )
@@ -193,7 +223,10 @@ def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.M
         keys = ", ".join(f"linear.roles.{role}.*" for role in unused)
         log.warning(
             "%s: %s has no Linear of role %s, so this override changes nothing. Roles it builds: %s.",
-            keys, type(net).__name__, "/".join(unused), ", ".join(sorted(roles_used(net))),
+            keys,
+            type(net).__name__,
+            "/".join(unused),
+            ", ".join(sorted(roles_used(net))),
         )
     return unused
 
@@ -220,8 +253,12 @@ def eval_data_config(
     data = OmegaConf.merge(OmegaConf.create(dict(trained_on)), given)
     if "source" in given:
         if trained_source is not None and _kind(trained_source) != given["source"] and given["source"] != "auto":
-            log.warning("data.source=%s: the checkpoint was trained on %s; its test metrics here are not "
-                        "comparable with the training run's.", given["source"], trained_source)
+            log.warning(
+                "data.source=%s: the checkpoint was trained on %s; its test metrics here are not "
+                "comparable with the training run's.",
+                given["source"],
+                trained_source,
+            )
         return data
     data.allow_sample_fallback = False
     data.source = "full" if trained_source is None else _kind(trained_source)
@@ -254,18 +291,30 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
 # ------------------------------------------------------------------------- sample
 def check_sample_options(cfg: DictConfig) -> None:
     """scripts/sample.py's own options: types and ranges, before the checkpoint is read."""
-    _check_top_level(cfg, {"ckpt_path": str, "num": int, "digit": int | None, "temperature": float,
-                           "top_k": int | None, "seed": int, "use_cache": bool, "device": str, "out": str | None})
+    _check_top_level(
+        cfg,
+        {
+            "ckpt_path": str,
+            "num": int,
+            "digit": int | None,
+            "temperature": float,
+            "top_k": int | None,
+            "seed": int,
+            "use_cache": bool,
+            "device": str,
+            "out": str | None,
+        },
+    )
     if cfg.num < 1:
         raise ConfigError("num", cfg.num, "an integer >= 1 (images to draw)", "num=64")
     if cfg.digit is not None and not 0 <= cfg.digit <= 9:
         raise ConfigError("digit", cfg.digit, "a digit 0..9, or null for all", "digit=7")
     if not cfg.temperature > 0:
-        raise ConfigError("temperature", cfg.temperature, "a number > 0 (below 1 sharper, above 1 more varied)",
-                          "temperature=1.0")
+        raise ConfigError(
+            "temperature", cfg.temperature, "a number > 0 (below 1 sharper, above 1 more varied)", "temperature=1.0"
+        )
     if cfg.top_k is not None and cfg.top_k < 1:
         raise ConfigError("top_k", cfg.top_k, "an integer >= 1 (1 is greedy) or null (all values)", "top_k=null")
     device = str(cfg.device)
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError("device", device, "auto, cpu or cuda[:N]", "device=auto")
-

@@ -67,8 +67,11 @@ def test_same_batch_key_same_augmentation_and_new_key_new_one(kind: str) -> None
     first = augmenter(images, generator=batch_generator(seed=0, batch_index=5))
     again = augmenter(images, generator=batch_generator(seed=0, batch_index=5))
     assert torch.equal(first, again)
-    for other in (batch_generator(seed=0, batch_index=6), batch_generator(seed=1, batch_index=5),
-                  batch_generator(seed=0, batch_index=5, rank=1)):
+    for other in (
+        batch_generator(seed=0, batch_index=6),
+        batch_generator(seed=1, batch_index=5),
+        batch_generator(seed=0, batch_index=5, rank=1),
+    ):
         assert not torch.equal(first, augmenter(images, generator=other))
 
 
@@ -104,21 +107,31 @@ class RecordSeeds:
         return self.augmenter(images, generator=generator)
 
 
-def fit(root, *, augment: str = "crop", on_device: bool = True, max_epochs: int = 1, ckpt_path=None,
-        default_root_dir=None) -> tuple[MNISTDataModule, RecordBatches, L.Trainer]:
+def fit(
+    root, *, augment: str = "crop", on_device: bool = True, max_epochs: int = 1, ckpt_path=None, default_root_dir=None
+) -> tuple[MNISTDataModule, RecordBatches, L.Trainer]:
     """Two training batches of 32 per epoch and one validation batch of 50, a linear classifier."""
     L.seed_everything(0)
-    datamodule = MNISTDataModule(root=root, download=False, val_size=200, batch_size=32, eval_batch_size=50,
-                                 on_device=on_device, augment=augment)
+    datamodule = MNISTDataModule(
+        root=root, download=False, val_size=200, batch_size=32, eval_batch_size=50, on_device=on_device, augment=augment
+    )
     if datamodule.augmenter is not None:
         datamodule.augmenter = RecordSeeds(datamodule.augmenter)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     task = Classifier(net=net, optimizer=lambda params: torch.optim.SGD(params, lr=0.01))
     record = RecordBatches()
-    trainer = L.Trainer(max_epochs=max_epochs, limit_train_batches=2, limit_val_batches=1, logger=False,
-                        enable_checkpointing=default_root_dir is not None, default_root_dir=default_root_dir,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[record],
-                        accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=default_root_dir is not None,
+        default_root_dir=default_root_dir,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[record],
+        accelerator="cpu",
+    )
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     return datamodule, record, trainer
 

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
 
+from helpers import ROOT
 from linzoo.benchmarks.compare import rows
 from linzoo.benchmarks.reference import ReferenceLoop
 from linzoo.benchmarks.timing import paired_ratio

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHORT, data_overrides
 
+from helpers import SHORT, data_overrides
 from linzoo.evaluate import evaluate
 from linzoo.train import train
 

@@ -121,7 +121,10 @@ def test_the_written_out_schemas_match_the_classes_signatures() -> None:
     from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
 
     classes = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}
-    for written, cls in [*((TASK_SCHEMAS[name], cls) for name, cls in classes.items()), (DataModuleConfig, MNISTDataModule)]:
+    for written, cls in [
+        *((TASK_SCHEMAS[name], cls) for name, cls in classes.items()),
+        (DataModuleConfig, MNISTDataModule),
+    ]:
         derived = schema_from_signature(cls)
         as_tuples = [[(f.name, str(f.type), f.default) for f in fields(schema)] for schema in (written, derived)]
         assert sorted(as_tuples[0]) == sorted(as_tuples[1]), cls.__name__

@@ -11,11 +11,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from rich.console import Console
 
+from helpers import MODELS, ROOT, tiny
 from linzoo.config import register_configs
 from linzoo.console import config_tree, print_config_tree
 from linzoo.instantiation import instantiate_all
-
-from helpers import MODELS, ROOT, tiny
 
 
 def test_config_tree_shows_every_group_first_and_the_top_level_values_last(compose_train) -> None:
@@ -40,7 +39,9 @@ def test_only_rank_zero_prints_the_tree(compose_train, monkeypatch) -> None:
     assert "model" in console.export_text()
 
 
-@pytest.mark.parametrize(("choice", "bar"), [(None, RichProgressBar), ("tqdm", TQDMProgressBar), ("rich", RichProgressBar)])
+@pytest.mark.parametrize(
+    ("choice", "bar"), [(None, RichProgressBar), ("tqdm", TQDMProgressBar), ("rich", RichProgressBar)]
+)
 def test_progress_bar_choice_and_refresh_rate_zero_turns_it_off(compose_train, choice, bar) -> None:
     overrides = [] if choice is None else [f"callbacks/progress_bar={choice}"]
     callbacks = instantiate_all(compose_train(overrides).callbacks)

@@ -18,11 +18,12 @@ from linzoo.data import (
     ImageTensorDataset,
     MNISTDataModule,
     SampleFallbackWarning,
+    debian,
     random_split_indices,
     resolve_root,
     stratified_split_indices,
+    torchvision_files,
 )
-from linzoo.data import debian, torchvision_files
 from linzoo.data.idx import OFFICIAL_MD5, OFFICIAL_SIZES, CorruptDataError, read_idx
 from linzoo.data.mnist import SAMPLE_SOURCE
 
@@ -140,7 +141,9 @@ def test_failed_download_falls_back_fast_with_a_socket_timeout(monkeypatch, noth
 
     def offline_download(self) -> None:  # what torchvision raises without network
         calls.append(socket.getdefaulttimeout())
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror, got:\n<urlopen error offline>\n")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried mirror, got:\n<urlopen error offline>\n"
+        )
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline_download)
     datamodule = MNISTDataModule(download=True)
@@ -256,7 +259,9 @@ def test_device_batches_convert_like_the_dataloader() -> None:
     dataset = numbered(20)
     images, labels = next(iter(DeviceBatches(dataset, batch_size=20)))
     assert images.dtype == torch.float32 and images.shape == (20, 1, 28, 28)
-    assert torch.equal(images, torch.stack([dataset[i][0] for i in range(20)])) and torch.equal(labels, torch.arange(20))
+    assert torch.equal(images, torch.stack([dataset[i][0] for i in range(20)])) and torch.equal(
+        labels, torch.arange(20)
+    )
 
 
 def test_device_batches_shard_across_ranks() -> None:
@@ -300,12 +305,20 @@ class TinyClassifier(L.LightningModule):
 
 @pytest.mark.parametrize("on_device", [False, True])
 def test_trainer_fits_validates_and_tests(fake_mnist_root, tmp_path, on_device) -> None:
-    datamodule = MNISTDataModule(root=fake_mnist_root, download=False, val_size=200, batch_size=100,
-                                 eval_batch_size=100, on_device=on_device)
+    datamodule = MNISTDataModule(
+        root=fake_mnist_root, download=False, val_size=200, batch_size=100, eval_batch_size=100, on_device=on_device
+    )
     model = TinyClassifier()
-    trainer = L.Trainer(accelerator="cpu", max_epochs=2, num_sanity_val_steps=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, datamodule=datamodule)
     assert "val/loss" in trainer.callback_metrics
     trainer.test(model, datamodule=datamodule, verbose=False)
@@ -346,6 +359,7 @@ def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
     assert list(resumed) == orders[1] and list(resumed) == orders[1]  # not advanced by iterating
     batches = DeviceBatches(dataset, batch_size=50, shuffle=True, seed=3, epoch=lambda: 1)
     assert next(iter(batches))[1].tolist() == orders[1]  # on-device batches follow the same orders
+
 
 # ------------------------------------------------- a named root must hold the data
 def test_a_named_root_without_mnist_is_an_error_not_the_sample(tmp_path, monkeypatch) -> None:
@@ -394,6 +408,7 @@ def _label_11(path: Path) -> None:
 
 def _wrong_image_size(path: Path) -> None:
     import numpy as np
+
     from conftest import write_idx
 
     write_idx(path, np.zeros((1000, 14, 14), dtype=np.uint8))
@@ -401,6 +416,7 @@ def _wrong_image_size(path: Path) -> None:
 
 def _fewer_labels(path: Path) -> None:
     import numpy as np
+
     from conftest import write_idx
 
     write_idx(path, np.zeros(999, dtype=np.uint8))
@@ -409,9 +425,17 @@ def _fewer_labels(path: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "damage", "expected"),
     [
-        ("train-images-idx3-ubyte", _truncate, r"train-images-idx3-ubyte is truncated: 783916 bytes, but its header announces \[1000, 28, 28\] \(784016 bytes\)"),
+        (
+            "train-images-idx3-ubyte",
+            _truncate,
+            r"train-images-idx3-ubyte is truncated: 783916 bytes, but its header announces \[1000, 28, 28\] \(784016 bytes\)",
+        ),
         ("t10k-images-idx3-ubyte", _pad, "t10k-images-idx3-ubyte is longer than its header says"),
-        ("train-labels-idx1-ubyte", _bad_magic, r"train-labels-idx1-ubyte has magic number 0x00000d03, expected 0x00000801"),
+        (
+            "train-labels-idx1-ubyte",
+            _bad_magic,
+            r"train-labels-idx1-ubyte has magic number 0x00000d03, expected 0x00000801",
+        ),
         ("train-labels-idx1-ubyte", _header_only, "train-labels-idx1-ubyte is truncated inside its header"),
         ("t10k-labels-idx1-ubyte", _label_11, "t10k-labels-idx1-ubyte has label 11 at index 5; labels must be 0..9"),
         ("train-images-idx3-ubyte", _wrong_image_size, "holds images of 14x14 pixels, expected 28x28"),
@@ -428,13 +452,15 @@ def test_a_damaged_idx_file_is_named_with_what_is_wrong(fake_mnist_writer, tmp_p
 
 def test_an_official_size_file_must_have_the_official_md5(tmp_path) -> None:
     import numpy as np
-    from conftest import write_idx
 
+    from conftest import write_idx
     from linzoo.data.idx import ChecksumWarning
 
     path = write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(60000, dtype=np.uint8) % 10)
     assert path.stat().st_size == OFFICIAL_SIZES[path.name]
-    with pytest.raises(CorruptDataError, match=f"has the official name and size but MD5 .*{OFFICIAL_MD5['MNIST'][path.name]}"):
+    with pytest.raises(
+        CorruptDataError, match=f"has the official name and size but MD5 .*{OFFICIAL_MD5['MNIST'][path.name]}"
+    ):
         read_idx(path, kind="labels")
     assert len(read_idx(path, kind="labels", verify_checksum=False)) == 60000  # on purpose
     assert len(read_idx(path.rename(tmp_path / "my-labels"), kind="labels")) == 60000  # not an official name

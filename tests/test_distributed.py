@@ -13,9 +13,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from linzoo.train import train
-
 from helpers import ROOT, SHORT, TINY
+from linzoo.train import train
 
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 
@@ -33,9 +32,20 @@ def free_port() -> int:
 @pytest.mark.slow
 def test_two_process_cpu_ddp_run_only_rank_zero_writes_and_reports(fake_mnist_root, tmp_path) -> None:
     run = tmp_path / "ddp"
-    command = [sys.executable, "scripts/train.py", *TINY["mlp"], "data.download=false", "data.val_size=200", *SHORT,
-               "trainer.max_epochs=1", *DDP_CPU, f"hydra.run.dir={run}"]
-    done = subprocess.run(command, cwd=ROOT, env=env_for(fake_mnist_root), capture_output=True, text=True, timeout=300, check=False)
+    command = [
+        sys.executable,
+        "scripts/train.py",
+        *TINY["mlp"],
+        "data.download=false",
+        "data.val_size=200",
+        *SHORT,
+        "trainer.max_epochs=1",
+        *DDP_CPU,
+        f"hydra.run.dir={run}",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env_for(fake_mnist_root), capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("Run directory:") == 1 and done.stdout.count('"test/acc"') == 1
     metrics = json.loads((run / "metrics.json").read_text())
@@ -50,9 +60,17 @@ def test_every_torchrun_rank_refuses_the_same_bad_input(fake_mnist_root, tmp_pat
     """Under torchrun every rank runs the whole script: each must stop on its own, before training
     (the run-directory rule on ranks > 0: tests/test_runs.py::test_ranks_above_zero_...)."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
-    command = [*torchrun, "scripts/train.py", *TINY["mlp"], *DDP_CPU, "trainer.precision=16-mixed",
-               f"hydra.run.dir={tmp_path / 'run'}"]
-    done = subprocess.run(command, cwd=ROOT, env=env_for(fake_mnist_root), capture_output=True, text=True, timeout=300, check=False)
+    command = [
+        *torchrun,
+        "scripts/train.py",
+        *TINY["mlp"],
+        *DDP_CPU,
+        "trainer.precision=16-mixed",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env_for(fake_mnist_root), capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode != 0
     assert (done.stdout + done.stderr).count("trainer.precision=16-mixed needs a CUDA GPU") == 2, done.stderr[-3000:]
     assert not (tmp_path / "run" / "config.yaml").exists()

@@ -8,17 +8,18 @@ import math
 import pytest
 import torch
 
+from helpers import SHORT, TINY, data_overrides
 from linzoo.callbacks.divergence import DivergenceError
 from linzoo.runs import write_metrics
 from linzoo.train import train
 
-from helpers import SHORT, TINY, data_overrides
-
 
 def strict_json(text: str):
     """json.loads that refuses NaN, Infinity and -Infinity (Python's json accepts them by default)."""
+
     def refuse(constant: str):
         raise ValueError(f"not strict JSON: {constant}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -26,8 +27,17 @@ def test_divergence_stops_with_a_fix_keeps_good_checkpoints_and_writes_strict_js
     compose_train, fake_mnist_root, tmp_path
 ) -> None:
     # lr=1e6 with the warm-up-free cosine: finite through epoch 0, NaN early in epoch 1.
-    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=3",
-                         "optimizer.lr=1e6"], output_dir=tmp_path / "run")
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *TINY["mlp"],
+            *data_overrides(fake_mnist_root),
+            *SHORT,
+            "trainer.max_epochs=3",
+            "optimizer.lr=1e6",
+        ],
+        output_dir=tmp_path / "run",
+    )
     with pytest.raises(DivergenceError, match=r"lower optimizer\.lr.*gradient_clip_val") as stopped:
         train(cfg)
     metrics = strict_json((tmp_path / "run" / "metrics.json").read_text())

@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import SHORT, TINY, data_overrides
 from linzoo.callbacks import EMA
 from linzoo.checkpoints import load_task
 from linzoo.evaluate import evaluate
 from linzoo.instantiation import instantiate_all
 from linzoo.train import train
-
-from helpers import SHORT, TINY, data_overrides
 
 
 def test_callbacks_ema_adds_lightnings_weight_averaging_to_the_defaults(compose_train) -> None:
@@ -25,8 +24,17 @@ def test_callbacks_ema_adds_lightnings_weight_averaging_to_the_defaults(compose_
 def test_ema_weights_differ_from_the_raw_ones_and_evaluation_uses_them(
     compose_train, compose_eval, fake_mnist_root, tmp_path
 ) -> None:
-    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT,
-                         "callbacks=ema", "callbacks.ema.decay=0.9", "print_config=false"])
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *TINY["mlp"],
+            *data_overrides(fake_mnist_root),
+            *SHORT,
+            "callbacks=ema",
+            "callbacks.ema.decay=0.9",
+            "print_config=false",
+        ]
+    )
     trained = train(cfg)
     checkpoint = torch.load(trained["best_checkpoint"], weights_only=False)
     averaged, raw = checkpoint["state_dict"], checkpoint["current_model_state"]

@@ -25,8 +25,14 @@ def test_val_metrics_are_the_exact_means_over_uneven_batches(fake_mnist_root, tm
         optimizer=lambda params: torch.optim.SGD(params, lr=0.05),
     )
     trainer = L.Trainer(
-        max_epochs=1, limit_train_batches=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        max_epochs=1,
+        limit_train_batches=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

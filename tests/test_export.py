@@ -10,16 +10,21 @@ import pytest
 import torch
 
 import linzoo
+from helpers import MODELS, ROOT
 from linzoo.checkpoints import build_net
 from linzoo.export import FORMATS, TOLERANCE, export_checkpoint, export_net
-
-from helpers import MODELS, ROOT
 from trained import train_run
 
 NETS = {  # tiny nets of every model, as their saved net configs
     "mlp": {"_target_": "linzoo.models.MLP", "hidden_dims": [16]},
     "cnn": {"_target_": "linzoo.models.CNN", "channels": [4, 8]},
-    "transformer": {"_target_": "linzoo.models.VisionTransformer", "dim": 16, "depth": 1, "num_heads": 2, "patch_size": 7},
+    "transformer": {
+        "_target_": "linzoo.models.VisionTransformer",
+        "dim": 16,
+        "depth": 1,
+        "num_heads": 2,
+        "patch_size": 7,
+    },
     "mixer": {"_target_": "linzoo.models.MLPMixer", "dim": 16, "depth": 1, "patch_size": 7},
     "autoencoder": {"_target_": "linzoo.models.Autoencoder", "hidden_dims": [16], "latent_dim": 4},
     "lm": {"_target_": "linzoo.models.DecoderLM", "vocab_size": 3, "seq_len": 49, "dim": 16, "depth": 1},
@@ -53,7 +58,9 @@ def test_a_trained_mlp_exports_and_matches_pytorch(mlp_run, tmp_path, format: st
 
 
 def test_safetensors_rebuild_the_net_without_the_checkpoint(mlp_run, tmp_path) -> None:
-    path = export_checkpoint(ckpt_path=mlp_run, format="safetensors", out=tmp_path / "mlp.safetensors", run_dir=tmp_path).path
+    path = export_checkpoint(
+        ckpt_path=mlp_run, format="safetensors", out=tmp_path / "mlp.safetensors", run_dir=tmp_path
+    ).path
     images = torch.rand(4, 1, 28, 28)
     from_file = linzoo.load(path)
     torch.testing.assert_close(from_file(images), linzoo.load(mlp_run)(images), atol=0, rtol=0)
@@ -100,7 +107,9 @@ def test_bad_requests_are_clear_errors_and_touch_nothing(mlp_run, tmp_path) -> N
     with pytest.raises(FileExistsError, match="already exists; nothing was written"):
         export_checkpoint(ckpt_path=mlp_run, format="onnx", out=taken, run_dir=tmp_path)
     assert taken.read_bytes() == b"mine"
-    with pytest.raises(ValueError, match="format='tflite' is unknown; choose one of onnx, torchscript, exported_program, safetensors"):
+    with pytest.raises(
+        ValueError, match="format='tflite' is unknown; choose one of onnx, torchscript, exported_program, safetensors"
+    ):
         export_checkpoint(ckpt_path=mlp_run, format="tflite", run_dir=tmp_path)
     with pytest.raises(ValueError, match="quantize=int8 exports to format=exported_program only"):
         export_checkpoint(ckpt_path=mlp_run, format="onnx", quantize="int8", run_dir=tmp_path)
@@ -113,8 +122,14 @@ def test_bad_requests_are_clear_errors_and_touch_nothing(mlp_run, tmp_path) -> N
 def test_export_script_from_the_command_line(mlp_run, tmp_path) -> None:
     """Errors (out= taken, unknown format=) are tested in-process; tests/test_predict.py checks the non-zero exit."""
     out = tmp_path / "model.pt2"
-    command = [sys.executable, "scripts/export.py", f"ckpt_path={mlp_run}", "format=exported_program", f"out={out}",
-               f"hydra.run.dir={tmp_path / 'run'}"]
+    command = [
+        sys.executable,
+        "scripts/export.py",
+        f"ckpt_path={mlp_run}",
+        "format=exported_program",
+        f"out={out}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "max abs difference" in done.stdout and out.is_file()

@@ -8,20 +8,18 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers import ROOT, SHORT, data_overrides, png_size
 from linzoo.callbacks import draw_samples
 from linzoo.models import DecoderLM
 from linzoo.sampling import sample_checkpoint
 from linzoo.tasks import LanguageModeling
 from linzoo.train import train
-from helpers import ROOT, SHORT, data_overrides, png_size
 
 TINY_LM = ["model=lm", "model.image_size=7", "model.net.seq_len=49", "model.net.dim=16", "model.net.depth=1"]
 
@@ -88,10 +86,18 @@ def column_images(num: int, *, noise: float = 0.05, seed: int = 0) -> tuple[torc
 def test_class_conditional_samples_show_the_requested_class(tmp_path) -> None:
     images, labels = column_images(512)
     task = tiny_lm_task(conditional=True, lr=3e-3)
-    trainer = L.Trainer(max_steps=300, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=64, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
+    trainer = L.Trainer(
+        max_steps=300,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    loader = DataLoader(
+        TensorDataset(images, labels), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     trainer.fit(task, train_dataloaders=loader)
     task.eval()
     for digit in range(4):
@@ -109,8 +115,9 @@ def test_conditional_lm_trains_from_the_configs_and_samples_from_its_checkpoint(
     compose_train, fake_mnist_root, tmp_path, capsys
 ) -> None:
     run = tmp_path / "run"
-    metrics = train(compose_train([*TINY_LM, "model.conditional=true", *data_overrides(fake_mnist_root), *SHORT],
-                                  output_dir=run))
+    metrics = train(
+        compose_train([*TINY_LM, "model.conditional=true", *data_overrides(fake_mnist_root), *SHORT], output_dir=run)
+    )
     # The literature's units: nats per image and bits per dimension, in metrics.json and the summary.
     saved = json.loads((run / "metrics.json").read_text())
     printed = capsys.readouterr().out
@@ -139,8 +146,18 @@ def test_conditional_lm_trains_from_the_configs_and_samples_from_its_checkpoint(
 
 
 def test_sampling_refuses_a_checkpoint_that_is_not_an_lm(compose_train, fake_mnist_root, tmp_path) -> None:
-    metrics = train(compose_train(["model=mlp", "model.net.hidden_dims=[16]", *data_overrides(fake_mnist_root),
-                                   *SHORT, "trainer.max_epochs=1"], output_dir=tmp_path / "run"))
+    metrics = train(
+        compose_train(
+            [
+                "model=mlp",
+                "model.net.hidden_dims=[16]",
+                *data_overrides(fake_mnist_root),
+                *SHORT,
+                "trainer.max_epochs=1",
+            ],
+            output_dir=tmp_path / "run",
+        )
+    )
     with pytest.raises(ValueError, match="model=lm"):
         sample_checkpoint(ckpt_path=metrics["best_checkpoint"], num=4, run_dir=tmp_path / "s")
     with pytest.raises(ValueError, match=r"\.png"):
@@ -151,12 +168,28 @@ def test_sampling_refuses_a_checkpoint_that_is_not_an_lm(compose_train, fake_mni
 def test_sample_script_from_the_command_line(fake_mnist_root, tmp_path) -> None:
     env = {**os.environ, "LINZOO_DATA": str(fake_mnist_root)}
     run = tmp_path / "run"
-    command = [sys.executable, "scripts/train.py", *TINY_LM, "data.download=false", "data.val_size=200", *SHORT,
-               "trainer.max_epochs=1", f"hydra.run.dir={run}"]
+    command = [
+        sys.executable,
+        "scripts/train.py",
+        *TINY_LM,
+        "data.download=false",
+        "data.val_size=200",
+        *SHORT,
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run}",
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    sample = [sys.executable, "scripts/sample.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "num=9",
-              "temperature=0.8", "top_k=2", "seed=5", f"hydra.run.dir={tmp_path / 'sample'}"]
+    sample = [
+        sys.executable,
+        "scripts/sample.py",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        "num=9",
+        "temperature=0.8",
+        "top_k=2",
+        "seed=5",
+        f"hydra.run.dir={tmp_path / 'sample'}",
+    ]
     done = subprocess.run(sample, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Samples: {tmp_path / 'sample' / 'samples.png'}" in done.stdout

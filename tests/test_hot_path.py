@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import tiny
 
 import linzoo.models.lm as lm_module
+from helpers import tiny
 from linzoo.callbacks import Pictures
 from linzoo.instantiation import instantiate_all
 from linzoo.layers.kv_cache import KVCache

@@ -13,7 +13,6 @@ from torch.utils.data import DataLoader
 import linzoo
 from linzoo.checkpoints import CONFIG_KEY, checkpoint_in
 from linzoo.tasks import Autoencoding, Classifier
-
 from trained import train_run
 
 
@@ -39,7 +38,9 @@ def test_a_run_directory_without_a_best_checkpoint_loads_last(mlp_run, tmp_path)
     shutil.copy(mlp_run / "checkpoints" / "last.ckpt", tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert checkpoint_in(tmp_path / "run") == tmp_path / "run" / "checkpoints" / "last.ckpt"
     images = torch.rand(3, 1, 28, 28)
-    torch.testing.assert_close(linzoo.load(tmp_path / "run")(images), linzoo.load(mlp_run / "checkpoints" / "last.ckpt")(images))
+    torch.testing.assert_close(
+        linzoo.load(tmp_path / "run")(images), linzoo.load(mlp_run / "checkpoints" / "last.ckpt")(images)
+    )
     with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
         linzoo.load(tmp_path)  # no checkpoints/ at all
 
@@ -52,7 +53,10 @@ def test_create_model_with_a_checkpoint_loads_its_weights(mlp_run) -> None:
 
 
 def test_create_model_mismatch_names_both_configurations(mlp_run) -> None:
-    with pytest.raises(ValueError, match=r"(?s)other shape.*asked for:   mlp \{'hidden_dims': \[64\]\}.*checkpoint:  mlp .*'hidden_dims': \[32\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)other shape.*asked for:   mlp \{'hidden_dims': \[64\]\}.*checkpoint:  mlp .*'hidden_dims': \[32\]",
+    ):
         linzoo.create_model("mlp", hidden_dims=[64], checkpoint_path=mlp_run)
     with pytest.raises(ValueError, match=r"(?s)holds a 'mlp' model, not 'cnn'.*asked for:   cnn"):
         linzoo.create_model("cnn", checkpoint_path=mlp_run)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from linzoo.train import train
-
 from helpers import SHORT, TINY, data_overrides
+from linzoo.train import train
 
 
 def test_csv_mlflow_and_tensorboard_get_the_params_metrics_and_pictures(
@@ -17,8 +16,16 @@ def test_csv_mlflow_and_tensorboard_get_the_params_metrics_and_pictures(
     mlflow = pytest.importorskip("mlflow")
     pytest.importorskip("tensorboard")
     monkeypatch.chdir(tmp_path)  # the default store is ./mlruns
-    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT,
-                         "logger=[csv,mlflow,tensorboard]", "print_config=false"])
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *TINY["mlp"],
+            *data_overrides(fake_mnist_root),
+            *SHORT,
+            "logger=[csv,mlflow,tensorboard]",
+            "print_config=false",
+        ]
+    )
     metrics = train(cfg)
 
     client = mlflow.tracking.MlflowClient(tracking_uri="file:./mlruns")

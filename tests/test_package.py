@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from linzoo import cli
-
 from helpers import ROOT, data_overrides
+from linzoo import cli
 
 SOURCE_FILES = ["pyproject.toml", "setup.py", "README.md", "linzoo", "configs"]
 
@@ -36,8 +35,19 @@ def build_wheel(tmp_path: Path) -> Path:
         else:
             shutil.copy2(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "-w", str(tmp_path / "dist"), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
         check=True,
     )
     (wheel,) = (tmp_path / "dist").glob("linzoo-*.whl")
@@ -51,7 +61,9 @@ def venv_with_this_interpreters_packages(folder: Path) -> Path:
     python = bin_dir / "python"
     site_dir = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     shared = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
     (Path(site_dir) / "_linzoo_test_shared.pth").write_text("\n".join(shared) + "\n")
@@ -63,14 +75,19 @@ def test_the_wheel_trains_from_any_directory_with_its_own_and_a_users_configs(tm
     wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert {"linzoo/configs/train.yaml", "linzoo/configs/model/transformer.yaml",
-            "linzoo/configs/hparams_search/mlp_optuna.yaml", "linzoo/cli.py"} <= names
+    assert {
+        "linzoo/configs/train.yaml",
+        "linzoo/configs/model/transformer.yaml",
+        "linzoo/configs/hparams_search/mlp_optuna.yaml",
+        "linzoo/cli.py",
+    } <= names
 
     bin_dir = venv_with_this_interpreters_packages(tmp_path / "venv")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["OMP_NUM_THREADS"] = "1"
-    subprocess.run([bin_dir / "python", "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                   check=True, env=env)
+    subprocess.run(
+        [bin_dir / "python", "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True, env=env
+    )
 
     # A user's own config folder with an experiment of their own.
     work = tmp_path / "elsewhere"
@@ -78,20 +95,42 @@ def test_the_wheel_trains_from_any_directory_with_its_own_and_a_users_configs(tm
     (work / "my_configs" / "experiment" / "mine.yaml").write_text(
         "# @package _global_\nmodel:\n  net:\n    hidden_dims: [12]\n"
     )
-    where = subprocess.run([bin_dir / "python", "-c", "import linzoo.cli as c; print(c.__file__, c.CONFIG_PATH)"],
-                           cwd=work, env=env, check=True, capture_output=True, text=True).stdout.split()
+    where = subprocess.run(
+        [bin_dir / "python", "-c", "import linzoo.cli as c; print(c.__file__, c.CONFIG_PATH)"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert Path(where[0]).is_relative_to(tmp_path / "venv") and where[1] == "pkg://linzoo.configs"
 
     subprocess.run(
-        [bin_dir / "linzoo-train", "model=mlp", *data_overrides(fake_mnist_root), "debug=fast_dev_run",
-         "hydra.searchpath=[file://my_configs]", "experiment=mine", "print_config=false"],
-        cwd=work, env=env, check=True, timeout=300,
+        [
+            bin_dir / "linzoo-train",
+            "model=mlp",
+            *data_overrides(fake_mnist_root),
+            "debug=fast_dev_run",
+            "hydra.searchpath=[file://my_configs]",
+            "experiment=mine",
+            "print_config=false",
+        ],
+        cwd=work,
+        env=env,
+        check=True,
+        timeout=300,
     )
     (metrics_file,) = (work / "outputs" / "train").glob("*/metrics.json")
     metrics = json.loads(metrics_file.read_text())
     assert metrics["data_source"] == "mnist" and "test/acc" in metrics
     assert metrics["num_parameters"] == 784 * 12 + 12 + 12 * 10 + 10  # the user's experiment: one hidden layer of 12
-    shown = subprocess.run([bin_dir / "linzoo-eval", "ckpt_path=some.ckpt", "--cfg", "job"], cwd=work, env=env,
-                           check=True, capture_output=True, text=True).stdout  # eval.yaml from the wheel too
+    shown = subprocess.run(
+        [bin_dir / "linzoo-eval", "ckpt_path=some.ckpt", "--cfg", "job"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout  # eval.yaml from the wheel too
     assert "ckpt_path: some.ckpt" in shown and (bin_dir / "linzoo-sample").is_file()
     assert not list((tmp_path / "venv").rglob("outputs")) and not list((tmp_path / "venv").rglob("metrics.json"))

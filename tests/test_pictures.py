@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import SHORT, data_overrides, png_size
 
+from helpers import SHORT, data_overrides, png_size
 from linzoo.callbacks import ConfusionMatrix
 from linzoo.callbacks.curves import curve_metric, read_epoch_metrics
 from linzoo.callbacks.latent_map import principal_components

@@ -14,11 +14,10 @@ from PIL import Image
 from torchvision import datasets
 
 import linzoo
+from helpers import ROOT, png_size
 from linzoo.image_inputs import UnreadableImageWarning, preprocess, read_inputs
 from linzoo.predict import predict_checkpoint
 from linzoo.tasks import Autoencoding
-
-from helpers import ROOT, png_size
 from trained import train_run
 
 
@@ -150,7 +149,13 @@ def test_an_autoencoder_writes_inputs_above_reconstructions(fake_mnist_root, tes
 @pytest.mark.slow
 def test_predict_script_from_the_command_line(mlp_run, test_digits, tmp_path) -> None:
     path = paint_program_copy(test_digits[0][5], tmp_path / "five.png")
-    command = [sys.executable, "scripts/predict.py", f"ckpt_path={mlp_run}", f"inputs={path}", f"hydra.run.dir={tmp_path / 'run'}"]
+    command = [
+        sys.executable,
+        "scripts/predict.py",
+        f"ckpt_path={mlp_run}",
+        f"inputs={path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "file      class  top-3" in done.stdout and "five.png" in done.stdout

@@ -11,7 +11,6 @@ import linzoo
 from linzoo.evaluate import evaluate
 from linzoo.layers.linear import FactoryLinear
 from linzoo.quantize import check_quantize, float_linear_weights, quantize_int8, serialized_megabytes
-
 from trained import train_run
 
 
@@ -24,7 +23,9 @@ def test_images(fake_mnist_root) -> torch.Tensor:
 @pytest.mark.parametrize("model", ["mlp", "transformer"])
 def test_every_factory_linear_becomes_int8_and_predictions_agree(model, fake_mnist_root, test_images, tmp_path) -> None:
     epochs = 3 if model == "mlp" else 6  # trained until its margins are real, as a finished run's are
-    run = train_run(tmp_path / model, fake_mnist_root, model, f"trainer.max_epochs={epochs}", "trainer.limit_train_batches=1.0")
+    run = train_run(
+        tmp_path / model, fake_mnist_root, model, f"trainer.max_epochs={epochs}", "trainer.limit_train_batches=1.0"
+    )
     net = linzoo.load(run)
     linears = [name for name, module in net.named_modules() if isinstance(module, FactoryLinear)]
     assert len(linears) >= (2 if model == "mlp" else 6)

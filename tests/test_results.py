@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT
 
+from helpers import ROOT
 from linzoo.reports import results
 
 
@@ -19,8 +19,15 @@ def make_run(
 ) -> Path:
     """A run directory as scripts/train.py leaves it: metrics.json, config.yaml, .hydra/overrides.yaml."""
     path.mkdir(parents=True)
-    base = {"model": "MLP", "task": "Classifier", "data_source": "mnist", "num_parameters": 1_863_690,
-            "epochs": 100, "wall_time_s": 1800.0, "seed": seed}
+    base = {
+        "model": "MLP",
+        "task": "Classifier",
+        "data_source": "mnist",
+        "num_parameters": 1_863_690,
+        "epochs": 100,
+        "wall_time_s": 1800.0,
+        "seed": seed,
+    }
     (path / "metrics.json").write_text(json.dumps({**base, **metrics}))
     (path / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "trainer": {"max_epochs": 100}}))
     if overrides is not None:
@@ -31,8 +38,12 @@ def make_run(
 
 def test_seeds_of_one_recipe_make_one_row_with_mean_and_std(tmp_path: Path) -> None:
     for seed, accuracy in zip((0, 1, 2), (0.9890, 0.9900, 0.9910)):
-        make_run(tmp_path / f"mlp{seed}", ["experiment=mlp_mnist", f"seed={seed}", f"hydra.run.dir=x/{seed}"],
-                 {"test/acc": accuracy}, seed=seed)
+        make_run(
+            tmp_path / f"mlp{seed}",
+            ["experiment=mlp_mnist", f"seed={seed}", f"hydra.run.dir=x/{seed}"],
+            {"test/acc": accuracy},
+            seed=seed,
+        )
     make_run(tmp_path / "cnn", ["experiment=cnn_mnist"], {"test/acc": 0.9961, "num_parameters": 101_000})
     out = tmp_path / "results.md"
     assert results.main([str(p) for p in tmp_path.iterdir()] + ["--out", str(out)]) == 0
@@ -48,8 +59,12 @@ def test_seeds_of_one_recipe_make_one_row_with_mean_and_std(tmp_path: Path) -> N
 
 def test_different_overrides_are_different_rows_and_lower_is_better_metrics_show(tmp_path: Path) -> None:
     make_run(tmp_path / "a", ["experiment=autoencoder_mnist", "seed=0"], {"test/sse_per_image": 4.5})
-    make_run(tmp_path / "b", ["experiment=autoencoder_mnist", "seed=1", "trainer.max_epochs=400"],
-             {"test/sse_per_image": 3.1}, seed=1)
+    make_run(
+        tmp_path / "b",
+        ["experiment=autoencoder_mnist", "seed=1", "trainer.max_epochs=400"],
+        {"test/sse_per_image": 3.1},
+        seed=1,
+    )
     text = results.render([results.read_run(tmp_path / name) for name in ("a", "b")], [])
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) == 2
@@ -78,7 +93,10 @@ def test_unfinished_runs_are_skipped_and_missing_overrides_said(tmp_path: Path) 
 def test_zero_runs_says_so_and_lists_the_targets(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "results.py"), "--out", str(out)], check=False, capture_output=True, text=True
+        [sys.executable, str(ROOT / "scripts" / "results.py"), "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert completed.returncode == 0, completed.stderr
     text = out.read_text()

@@ -10,10 +10,9 @@ import lightning as L
 import pytest
 import torch
 
+from helpers import SHORT, TINY, data_overrides
 from linzoo.resume import ResumeConfigError
 from linzoo.train import train
-
-from helpers import SHORT, TINY, data_overrides
 
 # Dropout stays on (MLP default 0.1): the global RNG matters. Three epochs of four batches.
 EXACT = ["model=mlp", *TINY["mlp"], *SHORT, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=2"]
@@ -48,8 +47,11 @@ class CrashAt(L.Callback):
 
 
 def signal_override(epoch: int, batch: int) -> list[str]:
-    return ["+callbacks.signal._target_=test_resume.SignalAt", f"+callbacks.signal.epoch={epoch}",
-            f"+callbacks.signal.batch={batch}"]
+    return [
+        "+callbacks.signal._target_=test_resume.SignalAt",
+        f"+callbacks.signal.epoch={epoch}",
+        f"+callbacks.signal.batch={batch}",
+    ]
 
 
 def final_weights(run: Path) -> dict[str, torch.Tensor]:
@@ -68,9 +70,9 @@ def interrupted_then_resumed(compose_train, common: list[str], run: Path, *, epo
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, fake_mnist_root) -> Path:
-    from conftest import CONFIG_DIR
     from hydra import compose, initialize_config_dir
 
+    from conftest import CONFIG_DIR
     from linzoo.config import register_configs
 
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
@@ -102,8 +104,11 @@ def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_w
     common = [*EXACT, *data_overrides(fake_mnist_root)]
     run = tmp_path / "run"
     with pytest.raises(MemoryError):
-        train(compose_train([*common, "+callbacks.crash._target_=test_resume.CrashAt", "+callbacks.crash.epoch=1"],
-                            output_dir=run))
+        train(
+            compose_train(
+                [*common, "+callbacks.crash._target_=test_resume.CrashAt", "+callbacks.crash.epoch=1"], output_dir=run
+            )
+        )
     assert not (run / "metrics.json").exists()
     train(compose_train([*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
     expected, got = final_weights(uninterrupted), final_weights(run)
@@ -113,8 +118,17 @@ def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_w
 def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(compose_train, fake_mnist_root, tmp_path) -> None:
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as stopped:
-        train(compose_train([*EXACT, *data_overrides(fake_mnist_root), *signal_override(0, 1),
-                             f"+callbacks.signal.signum={int(signal.SIGINT)}"], output_dir=run))
+        train(
+            compose_train(
+                [
+                    *EXACT,
+                    *data_overrides(fake_mnist_root),
+                    *signal_override(0, 1),
+                    f"+callbacks.signal.signum={int(signal.SIGINT)}",
+                ],
+                output_dir=run,
+            )
+        )
     assert stopped.value.code == 128 + signal.SIGINT
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["interrupted_by"] == "SIGINT"
@@ -122,8 +136,9 @@ def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(compose_train, f
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
 
 
-def test_sigterm_mid_epoch_then_resume_gives_the_uninterrupted_weights(compose_train, fake_mnist_root, tmp_path,
-                                                                       uninterrupted) -> None:
+def test_sigterm_mid_epoch_then_resume_gives_the_uninterrupted_weights(
+    compose_train, fake_mnist_root, tmp_path, uninterrupted
+) -> None:
     """Mid-epoch: the checkpoint holds the 6 steps done; the resumed run continues epoch 1's
     order after its second batch (EpochShuffle's batches_done) and does the other 6."""
     common = [*EXACT, *data_overrides(fake_mnist_root)]
@@ -148,22 +163,30 @@ def mlp_checkpoint(compose_train, fake_mnist_root, tmp_path) -> Path:
     from linzoo.checkpoints import CONFIG_KEY
 
     cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root)], output_dir=tmp_path / "x")
-    build = {"model": OmegaConf.to_container(cfg.model, resolve=True),
-             "data": OmegaConf.to_container(cfg.data, resolve=True), "precision": "32-true"}
+    build = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "precision": "32-true",
+    }
     path = tmp_path / "mlp.ckpt"
     torch.save({CONFIG_KEY: build}, path)
     return path
 
 
-@pytest.mark.parametrize(("overrides", "named"), [
-    (["model=cnn", *TINY["cnn"]], "model.net._target_: 'linzoo.models.MLP' -> 'linzoo.models.CNN'"),
-    (["model=mlp", *TINY["mlp"], "optimizer.lr=0.5"], "optimizer.lr: 0.005 -> 0.5"),
-    (["model=mlp", *TINY["mlp"], "data.batch_size=7"], "data.batch_size: 128 -> 7"),
-])
-def test_resume_with_a_changed_config_is_refused_naming_the_keys(compose_train, fake_mnist_root, tmp_path,
-                                                                 mlp_checkpoint, overrides, named) -> None:
-    cfg = compose_train([*overrides, *data_overrides(fake_mnist_root), f"ckpt_path={mlp_checkpoint}"],
-                        output_dir=tmp_path / "run")
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["model=cnn", *TINY["cnn"]], "model.net._target_: 'linzoo.models.MLP' -> 'linzoo.models.CNN'"),
+        (["model=mlp", *TINY["mlp"], "optimizer.lr=0.5"], "optimizer.lr: 0.005 -> 0.5"),
+        (["model=mlp", *TINY["mlp"], "data.batch_size=7"], "data.batch_size: 128 -> 7"),
+    ],
+)
+def test_resume_with_a_changed_config_is_refused_naming_the_keys(
+    compose_train, fake_mnist_root, tmp_path, mlp_checkpoint, overrides, named
+) -> None:
+    cfg = compose_train(
+        [*overrides, *data_overrides(fake_mnist_root), f"ckpt_path={mlp_checkpoint}"], output_dir=tmp_path / "run"
+    )
     with pytest.raises(ResumeConfigError, match="Differing keys") as refused:
         train(cfg)
     assert named in str(refused.value)
@@ -175,8 +198,11 @@ def test_resume_may_change_trainer_keys_and_where_data_is_read(mlp_checkpoint) -
     from linzoo.resume import config_differences
 
     saved = torch.load(mlp_checkpoint, weights_only=False)[CONFIG_KEY]
-    current = {**saved, "model": {**saved["model"], "compile": True},
-               "data": {**saved["data"], "root": "/elsewhere", "num_workers": 2}}
+    current = {
+        **saved,
+        "model": {**saved["model"], "compile": True},
+        "data": {**saved["data"], "root": "/elsewhere", "num_workers": 2},
+    }
     assert config_differences(saved, current) == []
 
 
@@ -190,10 +216,12 @@ def test_an_option_the_checkpoint_predates_is_no_change_only_at_its_default() ->
         ("data.augment", "<absent>", "affine")
     ]
 
+
 # ------------------------------------------------------------------ SIGTERM from outside
 @pytest.mark.slow
-def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(compose_train, fake_mnist_root,
-                                                                               tmp_path) -> None:
+def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(
+    compose_train, fake_mnist_root, tmp_path
+) -> None:
     import os
     import subprocess
     import sys
@@ -202,12 +230,23 @@ def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(c
     from helpers import ROOT
 
     run = tmp_path / "run"
-    common = ["model=mlp", *TINY["mlp"], "data.download=false", "data.val_size=200", "data.batch_size=8",
-              "callbacks.progress_bar.refresh_rate=0"]
+    common = [
+        "model=mlp",
+        *TINY["mlp"],
+        "data.download=false",
+        "data.val_size=200",
+        "data.batch_size=8",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LINZOO_DATA": str(fake_mnist_root)}
-    process = subprocess.Popen([sys.executable, "scripts/train.py", *common, "trainer.max_epochs=50",
-                                f"hydra.run.dir={run}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "scripts/train.py", *common, "trainer.max_epochs=50", f"hydra.run.dir={run}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not (run / "checkpoints" / "epoch_000.ckpt").exists() and process.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint after 240 s"
@@ -221,6 +260,15 @@ def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(c
     saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert saved["global_step"] == metrics["global_steps"]  # where training was, not the last epoch end
     stop_after = saved["epoch"] + 1
-    resumed = train(compose_train([*common, *data_overrides(fake_mnist_root), f"trainer.max_epochs={stop_after}",
-                                   f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
+    resumed = train(
+        compose_train(
+            [
+                *common,
+                *data_overrides(fake_mnist_root),
+                f"trainer.max_epochs={stop_after}",
+                f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+            ],
+            output_dir=run,
+        )
+    )
     assert resumed["status"] == "finished" and resumed["epochs"] == stop_after

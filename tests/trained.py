@@ -7,10 +7,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+from helpers import ROOT, SHORT, data_overrides, tiny
 from linzoo.config import register_configs
 from linzoo.train import train
-
-from helpers import ROOT, SHORT, data_overrides, tiny
 
 
 def train_run(run_dir: Path, data_root: Path, model: str, *overrides: str) -> Path:
@@ -19,8 +18,7 @@ def train_run(run_dir: Path, data_root: Path, model: str, *overrides: str) -> Pa
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[*tiny(model), *data_overrides(data_root), *SHORT, *overrides,
-                       f"paths.output_dir={run_dir}"],
+            overrides=[*tiny(model), *data_overrides(data_root), *SHORT, *overrides, f"paths.output_dir={run_dir}"],
         )
     train(cfg)
     return run_dir

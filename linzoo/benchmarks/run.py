@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from linzoo.benchmarks import compile as compile_section
 from linzoo.benchmarks import augment, data, generation, gpu, linear, overhead
+from linzoo.benchmarks import compile as compile_section
 from linzoo.benchmarks.timing import TABLES, environment
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {

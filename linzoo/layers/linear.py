@@ -127,7 +127,9 @@ class LinearSpec:
         if self.dtype is not None:
             _check_name("linear.dtype", self.dtype, _DTYPES)
         # A null override (from a Hydra config slot) means "inherit"; empty roles are dropped.
-        roles = {role: {k: v for k, v in dict(over or {}).items() if v is not None} for role, over in self.roles.items()}
+        roles = {
+            role: {k: v for k, v in dict(over or {}).items() if v is not None} for role, over in self.roles.items()
+        }
         self.roles = {role: overrides for role, overrides in roles.items() if overrides}
         overridable = overridable_fields()
         for role, overrides in self.roles.items():
@@ -176,9 +178,7 @@ def overridable_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields(LinearSpec) if f.name not in ("roles", "policy", "num_layers"))
 
 
-def _check_name(
-    setting: str, value: Any, valid: Mapping[str, Any] | tuple[str, ...], *, what: str = "value"
-) -> None:
+def _check_name(setting: str, value: Any, valid: Mapping[str, Any] | tuple[str, ...], *, what: str = "value") -> None:
     """``linear.init=glorot: unknown value; valid: ... Did you mean ...?`` unless ``value`` is valid.
 
     ``setting`` may hold a ``<role>``/``<key>`` placeholder, filled with ``value``.
@@ -330,9 +330,7 @@ class FactoryLinear(nn.Linear):
         self.role = role
         self.spec = spec
         self.chunks = chunks
-        super().__init__(
-            in_features, out_features, bias=spec.bias, device=spec.device, dtype=spec.torch_dtype
-        )
+        super().__init__(in_features, out_features, bias=spec.bias, device=spec.device, dtype=spec.torch_dtype)
 
     def reset_parameters(self) -> None:
         if self.in_features == 0:  # uninitialised lazy layer: nothing to fill yet
@@ -357,8 +355,7 @@ class FactoryLinear(nn.Linear):
         """Turn torch's matmul errors into messages that name the fix (checked only on failure)."""
         if not (input.is_floating_point() or input.is_complex()):
             return TypeError(
-                f"Linear (role '{self.role}') got an integer tensor ({input.dtype}); "
-                "convert it with .float() first."
+                f"Linear (role '{self.role}') got an integer tensor ({input.dtype}); convert it with .float() first."
             )
         if input.dim() == 0 or input.shape[-1] != self.in_features:
             got = "a scalar" if input.dim() == 0 else f"last dimension {input.shape[-1]}"

@@ -35,13 +35,23 @@ class MixerBlock(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.token_mix = FeedForward(
-            num_patches, token_mlp_dim, activation=activation, dropout=dropout,
-            in_role="token_mix", out_role="token_mix", linear=linear,
+            num_patches,
+            token_mlp_dim,
+            activation=activation,
+            dropout=dropout,
+            in_role="token_mix",
+            out_role="token_mix",
+            linear=linear,
         )
         self.norm2 = nn.LayerNorm(dim)
         self.channel_mix = FeedForward(
-            dim, channel_mlp_dim, activation=activation, dropout=dropout,
-            in_role="channel_mix", out_role="channel_mix", linear=linear,
+            dim,
+            channel_mlp_dim,
+            activation=activation,
+            dropout=dropout,
+            in_role="channel_mix",
+            out_role="channel_mix",
+            linear=linear,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,12 @@ class CNN(HeadlessMixin, nn.Module):
             previous = width
         self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.num_features, self.num_classes = previous, num_classes
-        self.head_options = {"hidden_dims": head_hidden_dims, "activation": activation, "dropout": dropout, "linear": linear}
+        self.head_options = {
+            "hidden_dims": head_hidden_dims,
+            "activation": activation,
+            "dropout": dropout,
+            "linear": linear,
+        }
         self.head = classification_head(previous, num_classes, **self.head_options)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,14 @@ from linzoo.data.synthetic import write_fake_mnist, write_idx
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: the rows run its scripts/
 
-SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-         "data.val_size=200", "data.download=false", "callbacks.progress_bar.refresh_rate=0"]
+SHORT = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "data.val_size=200",
+    "data.download=false",
+    "callbacks.progress_bar.refresh_rate=0",
+]
 TINY_MLP = ["model=mlp", "model.net.hidden_dims=[16]"]
 
 
@@ -103,9 +109,22 @@ def prepare(tmp: Path) -> dict[str, Path]:
             write_idx(path, np.arange(60000, dtype=np.uint8) % 10)
     run = tmp / "run"
     env = {**os.environ, "LINZOO_DATA": str(data)}
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *TINY_MLP, *SHORT, f"hydra.run.dir={run}"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    return {"DATA": data, "EMPTY": empty, "RUN": run, "NOTES": not_ckpt, "TMP": tmp, **{k: v for k, v in damaged.items()}}
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *TINY_MLP, *SHORT, f"hydra.run.dir={run}"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {
+        "DATA": data,
+        "EMPTY": empty,
+        "RUN": run,
+        "NOTES": not_ckpt,
+        "TMP": tmp,
+        **{k: v for k, v in damaged.items()},
+    }
 
 
 def command_line_cases(p: dict[str, Path]) -> list[Case]:
@@ -148,21 +167,38 @@ def command_line_cases(p: dict[str, Path]) -> list[Case]:
         Case("float16 on CPU", "train", ["trainer.precision=16-mixed", "trainer.accelerator=cpu", *data]),
         Case("unknown precision", "train", ["trainer.precision=bf17", *data]),
         Case("batch size 0", "train", ["data.batch_size=0", *data, *fast]),
-        Case("validation split too large", "train", [f"data.root={p['DATA']}", "data.download=false",
-                                                     "data.val_size=1000", *fast]),
-        Case("override for a role the model never builds (warning, run goes on)", "train",
-             [*TINY_MLP, "linear.roles.attn_out.init=zeros", *data, *fast], expect_warning="linear.roles"),
+        Case(
+            "validation split too large",
+            "train",
+            [f"data.root={p['DATA']}", "data.download=false", "data.val_size=1000", *fast],
+        ),
+        Case(
+            "override for a role the model never builds (warning, run goes on)",
+            "train",
+            [*TINY_MLP, "linear.roles.attn_out.init=zeros", *data, *fast],
+            expect_warning="linear.roles",
+        ),
         # --- data (issue 8 points 9 and 10)
         Case("named root without MNIST", "train", [f"data.root={p['EMPTY']}", "data.download=false", *fast]),
-        Case("LINZOO_DATA without MNIST", "train", ["data.download=false", *fast], env={"LINZOO_DATA": str(p["EMPTY"])}),
-        Case("Fashion-MNIST not available", "train", ["data=fashion_mnist", f"data.root={p['EMPTY']}",
-                                                      "data.download=false", *fast]),
+        Case(
+            "LINZOO_DATA without MNIST", "train", ["data.download=false", *fast], env={"LINZOO_DATA": str(p["EMPTY"])}
+        ),
+        Case(
+            "Fashion-MNIST not available",
+            "train",
+            ["data=fashion_mnist", f"data.root={p['EMPTY']}", "data.download=false", *fast],
+        ),
         Case("truncated idx file", "train", [f"data.root={p['truncated']}", "data.download=false", *fast]),
         Case("label out of range", "train", [f"data.root={p['bad_label']}", "data.download=false", *fast]),
         Case("wrong magic number", "train", [f"data.root={p['bad_magic']}", "data.download=false", *fast]),
         Case("official name and size, wrong MD5", "train", [f"data.root={p['bad_md5']}", "data.download=false", *fast]),
-        Case("full-MNIST checkpoint where only the sample is available", "eval", [f"ckpt_path={last}"],
-             env={"LINZOO_DATA": None}, cwd=p["EMPTY"]),
+        Case(
+            "full-MNIST checkpoint where only the sample is available",
+            "eval",
+            [f"ckpt_path={last}"],
+            env={"LINZOO_DATA": None},
+            cwd=p["EMPTY"],
+        ),
         # --- files, directories, the scripts' own options
         Case("checkpoint that does not exist", "eval", [f"ckpt_path={p['TMP']}/missing.ckpt"]),
         Case("a text file as checkpoint", "eval", [f"ckpt_path={p['NOTES']}"]),
@@ -195,8 +231,11 @@ def run_case(case: Case, names: dict[str, Path], run_dir: Path) -> Row:
         shown_lines = [line for line in lines if case.expect_warning in line and "WARNING" in line][:1]
     else:
         shown_lines = [line for line in lines if line.startswith("Error:")] or lines[-6:]
-    prefix = "" if not case.env else " ".join(
-        f"{k}={v}" if v is not None else f"(no {k})" for k, v in case.env.items()) + " "
+    prefix = (
+        ""
+        if not case.env
+        else " ".join(f"{k}={v}" if v is not None else f"(no {k})" for k, v in case.env.items()) + " "
+    )
     where = f"(in {case.cwd.name}/) " if case.cwd else ""
     shown = f"{where}{prefix}python scripts/{case.script}.py {' '.join(case.args)}"
     return Row(case.what, hide_paths(shown, names), str(done.returncode), hide_paths(" ".join(shown_lines), names))
@@ -212,20 +251,36 @@ def python_rows(names: dict[str, Path]) -> list[Row]:
     empty = names["EMPTY"]
     calls: list[tuple[str, str, Callable[[], object]]] = [
         ("unknown model", 'linzoo.create_model("mlpp")', lambda: linzoo.create_model("mlpp")),
-        ("misspelled option", 'linzoo.create_model("mlp", hiden_dims=[64])',
-         lambda: linzoo.create_model("mlp", hiden_dims=[64])),
-        ("layer width 0", 'linzoo.create_model("mlp", hidden_dims=[0])', lambda: linzoo.create_model("mlp", hidden_dims=[0])),
+        (
+            "misspelled option",
+            'linzoo.create_model("mlp", hiden_dims=[64])',
+            lambda: linzoo.create_model("mlp", hiden_dims=[64]),
+        ),
+        (
+            "layer width 0",
+            'linzoo.create_model("mlp", hidden_dims=[0])',
+            lambda: linzoo.create_model("mlp", hidden_dims=[0]),
+        ),
         ("depth 0", 'linzoo.create_model("transformer", depth=0)', lambda: linzoo.create_model("transformer", depth=0)),
         ("wrong type", 'LinearSpec(bias="no")', lambda: LinearSpec(bias="no")),
         ("unknown init", 'LinearSpec(init="glorot")', lambda: LinearSpec(init="glorot")),
-        ("misspelled role", 'LinearSpec(roles={"atn_out": {"init": "zeros"}})',
-         lambda: LinearSpec(roles={"atn_out": {"init": "zeros"}})),
+        (
+            "misspelled role",
+            'LinearSpec(roles={"atn_out": {"init": "zeros"}})',
+            lambda: LinearSpec(roles={"atn_out": {"init": "zeros"}}),
+        ),
         ("width 0", 'make_linear(784, 0, role="hidden")', lambda: make_linear(784, 0, role="hidden")),
-        ("wrong input size", 'make_linear(784, 10, role="head")(torch.zeros(2, 100))',
-         lambda: make_linear(784, 10, role="head")(torch.zeros(2, 100))),
+        (
+            "wrong input size",
+            'make_linear(784, 10, role="head")(torch.zeros(2, 100))',
+            lambda: make_linear(784, 10, role="head")(torch.zeros(2, 100)),
+        ),
         ("batch size 0", "MNISTDataModule(batch_size=0)", lambda: MNISTDataModule(batch_size=0)),
-        ("named root without MNIST", 'MNISTDataModule(root="$EMPTY", download=False).setup()',
-         lambda: MNISTDataModule(root=empty, download=False).setup()),
+        (
+            "named root without MNIST",
+            'MNISTDataModule(root="$EMPTY", download=False).setup()',
+            lambda: MNISTDataModule(root=empty, download=False).setup(),
+        ),
     ]
     rows = []
     for what, shown, call in calls:

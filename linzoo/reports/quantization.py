@@ -33,8 +33,15 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository, when linzoo is a c
 
 def train_short(model: str, epochs: int, run_dir: Path) -> Path:
     """``python scripts/train.py model=<model> data.source=full trainer=cpu trainer.max_epochs=<epochs>``."""
-    overrides = [f"model={model}", "data.source=full", "trainer=cpu", f"trainer.max_epochs={epochs}",
-                 "callbacks/progress_bar=tqdm", "callbacks.progress_bar.refresh_rate=200", "print_config=false"]
+    overrides = [
+        f"model={model}",
+        "data.source=full",
+        "trainer=cpu",
+        f"trainer.max_epochs={epochs}",
+        "callbacks/progress_bar=tqdm",
+        "callbacks.progress_bar.refresh_rate=200",
+        "print_config=false",
+    ]
     return train_run(overrides, run_dir=run_dir)
 
 
@@ -79,7 +86,9 @@ def measure(model: str, run_dir: Path, images: torch.Tensor, labels: torch.Tenso
         "acc_int8": accuracy(int8, images, labels),
     }
     for batch in (1, 256):
-        times = latencies_ms({"fp32": fp32, "int8": int8}, images[:batch], repeats=repeats if batch == 1 else max(5, repeats // 10))
+        times = latencies_ms(
+            {"fp32": fp32, "int8": int8}, images[:batch], repeats=repeats if batch == 1 else max(5, repeats // 10)
+        )
         row[f"ms{batch}_fp32"], row[f"ms{batch}_int8"] = times["fp32"], times["int8"]
     print(model, json.dumps(row), flush=True)
     return row
@@ -102,7 +111,9 @@ def relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def write_report(path: Path, rows: dict[str, dict[str, float]], runs: dict[str, Path], args: argparse.Namespace, command: str) -> None:
+def write_report(
+    path: Path, rows: dict[str, dict[str, float]], runs: dict[str, Path], args: argparse.Namespace, command: str
+) -> None:
     import torchao
 
     lines = [
@@ -117,11 +128,14 @@ def write_report(path: Path, rows: dict[str, dict[str, float]], runs: dict[str, 
         f"Machine: {cpu_name()} ({os.cpu_count()} cores, shared with other jobs), "
         f"{torch.get_num_threads()} torch thread(s); torch {torch.__version__}, torchao {torchao.__version__}; "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        "Nets: " + ", ".join(
+        "Nets: "
+        + ", ".join(
             f"`{model}` trained for {args.epochs} epoch(s) by the command above, as "
             f"`python scripts/train.py model={model} data.source=full trainer=cpu trainer.max_epochs={args.epochs}` would "
-            f"(run directory `{relative(runs[model])}`)" for model in rows
-        ) + ".",
+            f"(run directory `{relative(runs[model])}`)"
+            for model in rows
+        )
+        + ".",
         "",
         "int8 = `quantize=int8`: every factory Linear gets int8 weights (one scale per output row) and",
         "quantizes its input to int8 per token at run time (torchao `Int8DynamicActivationInt8WeightConfig`);",
@@ -142,7 +156,9 @@ def write_report(path: Path, rows: dict[str, dict[str, float]], runs: dict[str, 
         )
     lines += ["", "Latency of int8 relative to float32 (int8 ms / fp32 ms; below 1: int8 is faster):", ""]
     for model, r in rows.items():
-        lines.append(f"- {model}: batch 1 x{r['ms1_int8'] / r['ms1_fp32']:.2f}, batch 256 x{r['ms256_int8'] / r['ms256_fp32']:.2f}")
+        lines.append(
+            f"- {model}: batch 1 x{r['ms1_int8'] / r['ms1_fp32']:.2f}, batch 256 x{r['ms256_int8'] / r['ms256_fp32']:.2f}"
+        )
     lines += [
         "",
         "In eager mode torchao's int8 Linear quantizes each input and rescales each output in separate",
@@ -159,8 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["mlp", "transformer"])
     parser.add_argument("--epochs", type=int, default=1, help="training epochs of each short run")
-    parser.add_argument("--run", action="append", default=[], metavar="MODEL=RUN_DIR",
-                        help="measure a run this script trained before (same --epochs) instead of training again")
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="MODEL=RUN_DIR",
+        help="measure a run this script trained before (same --epochs) instead of training again",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the measurements")
     parser.add_argument("--repeats", type=int, default=200, help="timed calls at batch 1 (a tenth of it at batch 256)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quantization.md")
@@ -170,11 +191,18 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("set LINZOO_DATA to a folder with MNIST/raw (full MNIST is needed for the test accuracy).")
     given = dict(item.split("=", 1) for item in args.run)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    runs = {model: Path(given[model]) if model in given else train_short(model, args.epochs, args.runs_dir / f"{stamp}_{model}")
-            for model in args.models}
+    runs = {
+        model: Path(given[model])
+        if model in given
+        else train_short(model, args.epochs, args.runs_dir / f"{stamp}_{model}")
+        for model in args.models
+    }
     torch.set_num_threads(args.threads)
     images, labels = test_set()
     rows = {model: measure(model, runs[model], images, labels, args.repeats) for model in args.models}
-    command = "LINZOO_DATA=/path/with/MNIST/raw python scripts/quantization_report.py" + (
-        f" --epochs {args.epochs}" if args.epochs != 1 else "") + (f" --threads {args.threads}" if args.threads != 1 else "")
+    command = (
+        "LINZOO_DATA=/path/with/MNIST/raw python scripts/quantization_report.py"
+        + (f" --epochs {args.epochs}" if args.epochs != 1 else "")
+        + (f" --threads {args.threads}" if args.threads != 1 else "")
+    )
     write_report(args.out, rows, runs, args, command)

@@ -31,11 +31,17 @@ METRICS = {  # metrics.json key: (label, scale, unit, higher_is_better)
 
 # Published figures on the MNIST test set and this project's targets (issue 12).
 LITERATURE = {
-    "mlp_mnist": ("≥ 98.9%", "98.47% (LeCun et al. 1998, 500+300 units); 99.05% (Srivastava et al. 2014, dropout + max-norm)"),
+    "mlp_mnist": (
+        "≥ 98.9%",
+        "98.47% (LeCun et al. 1998, 500+300 units); 99.05% (Srivastava et al. 2014, dropout + max-norm)",
+    ),
     "cnn_mnist": ("≥ 99.6%", "99.05% (LeNet-5, LeCun et al. 1998); 99.6-99.7% (small CNNs with augmentation)"),
     "transformer_mnist": ("≥ 99.3%", "99.3-99.5% (small ViTs with augmentation)"),
     "mixer_mnist": ("≥ 99.1%", "-"),
-    "autoencoder_mnist": ("≤ 5.0 (CPU), ≤ 3.0 (GPU)", "3.00 (Hinton & Salakhutdinov 2006, 784-1000-500-250-30, RBM pre-training)"),
+    "autoencoder_mnist": (
+        "≤ 5.0 (CPU), ≤ 3.0 (GPU)",
+        "3.00 (Hinton & Salakhutdinov 2006, 784-1000-500-250-30, RBM pre-training)",
+    ),
     "lm_mnist": ("-", "NLL nats/image: NADE 88.3, PixelRNN 79.2 (stochastically binarised MNIST)"),
 }
 

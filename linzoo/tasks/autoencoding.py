@@ -68,4 +68,3 @@ class Autoencoding(Task):
         }
         self.log_epoch_means(stage, per_image, batch_size=images.shape[0])
         return loss
-
