@@ -5,14 +5,14 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-# The stamp names this clone and pyproject.toml: a new clone or new dependencies reinstall.
-STAMP := $(VENV)/.linzoo-$(shell printf '%s' "$(CURDIR)" | cat - pyproject.toml | sha256sum | cut -c1-16)
+# The stamp names this clone, pyproject.toml and setup.py: a new clone or new dependencies reinstall.
+STAMP := $(VENV)/.linzoo-$(shell printf '%s' "$(CURDIR)" | cat - pyproject.toml setup.py | sha256sum | cut -c1-16)
 
 .PHONY: install train eval test test-fast lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e ".[dev]"
 	rm -f $(VENV)/.linzoo-* && touch $@
