@@ -96,6 +96,7 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
 
 
 def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what ``platform`` says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -17,7 +17,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 import linzoo
+from linzoo.benchmarks.timing import cpu_name
 from linzoo.quantize import quantize_int8, serialized_megabytes
 from linzoo.reports.training import train_run
 
@@ -92,17 +92,6 @@ def measure(model: str, run_dir: Path, images: torch.Tensor, labels: torch.Tenso
         row[f"ms{batch}_fp32"], row[f"ms{batch}_int8"] = times["fp32"], times["int8"]
     print(model, json.dumps(row), flush=True)
     return row
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{platform.machine()} CPU"
 
 
 def relative(path: Path) -> str:
