@@ -69,8 +69,10 @@ def run_contents(output_dir: Path, *, view: str = "in_job") -> list[str]:
     """Names of what ``output_dir`` holds that count for the run-directory rules (empty when
     it does not exist).
 
-    ``view``: ``"before_hydra"`` counts everything; ``"in_job"`` (inside the job, after
-    Hydra wrote ``.hydra/`` and ``<job>.log`` for this very run) leaves those out;
+    ``view``: ``"before_hydra"`` counts everything but Hydra's job logs (``*.log``: Hydra
+    appends to them, and under torchrun every rank's Hydra opens one at about the same time
+    as rank 0 checks); ``"in_job"`` (inside the job, after Hydra wrote ``.hydra/`` and
+    ``<job>.log`` for this very run) also leaves ``.hydra/`` out;
     ``"worker"`` (a rank > 0 of a distributed job, started while rank 0 is already writing
     this run's ``config.yaml`` and logs) counts only another run's ``metrics.json`` and
     ``checkpoints/*.ckpt``.
@@ -79,8 +81,10 @@ def run_contents(output_dir: Path, *, view: str = "in_job") -> list[str]:
     if not output_dir.is_dir():
         return []
     names = sorted(path.name for path in output_dir.iterdir())
+    if view in ("in_job", "before_hydra"):
+        names = [name for name in names if not name.endswith(HYDRA_OWN_SUFFIX)]
     if view == "in_job":
-        names = [name for name in names if name not in HYDRA_OWN_FILES and not name.endswith(HYDRA_OWN_SUFFIX)]
+        names = [name for name in names if name not in HYDRA_OWN_FILES]
     elif view == "worker":
         has_checkpoints = any((output_dir / "checkpoints").glob("*.ckpt"))
         names = [name for name in names if name == "metrics.json" or (name == "checkpoints" and has_checkpoints)]

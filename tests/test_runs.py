@@ -196,3 +196,14 @@ def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directori
     monkeypatch.setenv("LOCAL_RANK", "1")  # a rank > 0: checks, and writes no .hydra/
     RunDirGuard().on_run_start(config=config)
     assert config.hydra.output_subdir is None
+
+
+def test_before_hydra_a_job_log_alone_is_no_run(tmp_path) -> None:
+    """Under torchrun every rank's Hydra opens <job>.log while rank 0 checks the directory."""
+    from linzoo.runs import run_contents
+
+    (tmp_path / "cli.log").write_text("rank 1 started\n")
+    assert run_contents(tmp_path, view="before_hydra") == []
+    (tmp_path / ".hydra").mkdir()
+    assert run_contents(tmp_path, view="before_hydra") == [".hydra"]
+    assert run_contents(tmp_path, view="in_job") == []
