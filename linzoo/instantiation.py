@@ -9,9 +9,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from linzoo.callbacks.divergence import StopOnDivergence
 from linzoo.callbacks.interruption import SaveOnInterrupt
-from linzoo.callbacks.rng_state import RestoreRNGStates
+from linzoo.callbacks.safety import RunSafety
 from linzoo.checkpoints import AtomicCheckpointIO
 
 
@@ -36,12 +35,11 @@ def instantiate_trainer(
     linzoo's run safety (stop on a non-finite loss, save on SIGTERM/SIGINT, restore the RNG
     states on resume) and atomic checkpoint writes. Returns it and the interruption callback,
     which tells whether and how the run was interrupted."""
-    interruption = SaveOnInterrupt()
-    callbacks = [*instantiate_all(cfg.get("callbacks")), StopOnDivergence(), interruption, RestoreRNGStates()]
+    safety = RunSafety()
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, *extra_callbacks],
+        callbacks=[*instantiate_all(cfg.get("callbacks")), safety, *extra_callbacks],
         logger=instantiate_all(cfg.get("logger")) or False,
         plugins=[AtomicCheckpointIO()],
     )
-    return trainer, interruption
+    return trainer, safety.interruption

@@ -40,7 +40,7 @@ def test_only_rank_zero_prints_the_tree(compose_train, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("choice", "bar"), [(None, RichProgressBar), ("tqdm", TQDMProgressBar), ("rich", RichProgressBar)]
+    ("choice", "bar"), [(None, TQDMProgressBar), ("tqdm", TQDMProgressBar), ("rich", RichProgressBar)]
 )
 def test_progress_bar_choice_and_refresh_rate_zero_turns_it_off(compose_train, choice, bar) -> None:
     overrides = [] if choice is None else [f"callbacks/progress_bar={choice}"]

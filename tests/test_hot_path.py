@@ -83,3 +83,17 @@ def test_pictures_hand_hooks_only_to_the_drawers_of_the_running_task(compose_tra
         Autoencoding: ["LatentMap", "ReconstructionGrid", "TrainingCurves"],
         LanguageModeling: ["SampleGrid", "TrainingCurves"],
     }
+
+
+def test_run_safety_forwards_every_hook_its_parts_use() -> None:
+    """The three run-safety parts reach Lightning through one callback (one dispatch per hook)."""
+    from lightning.pytorch.callbacks import Callback
+
+    from linzoo.callbacks.divergence import StopOnDivergence
+    from linzoo.callbacks.interruption import SaveOnInterrupt
+    from linzoo.callbacks.rng_state import RestoreRNGStates
+    from linzoo.callbacks.safety import RunSafety
+
+    for part in (StopOnDivergence, SaveOnInterrupt, RestoreRNGStates):
+        used = {name for name in vars(part) if name.startswith("on_") and hasattr(Callback, name)}
+        assert used and used <= set(vars(RunSafety)), part.__name__
