@@ -160,3 +160,25 @@ def test_augmented_training_is_reproducible_and_resumes_the_same_draws(fake_mnis
     checkpoint = stopped.checkpoint_callback.last_model_path or stopped.checkpoint_callback.best_model_path
     resumed, _, _ = fit(fake_mnist_root, max_epochs=2, ckpt_path=checkpoint, default_root_dir=tmp_path / "resumed")
     assert resumed.augmenter.seeds == seeds[2:]
+
+
+@pytest.mark.parametrize("on_device", [True, False])
+def test_a_default_training_run_with_augmentation(compose_train, fake_mnist_root, tmp_path, on_device) -> None:
+    """The default callbacks' model summary sends the task's example_input_array (one tensor)
+    through the batch-transfer hooks while training: augmentation must leave it alone."""
+    from helpers import SHORT, data_overrides, tiny
+    from linzoo.train import train
+
+    cfg = compose_train(
+        [
+            *tiny("mlp"),
+            *data_overrides(fake_mnist_root),
+            *SHORT,
+            "data.augment=affine",
+            f"data.on_device={str(on_device).lower()}",
+            "print_config=false",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    metrics = train(cfg)
+    assert metrics["status"] == "finished" and 0 <= metrics["test/acc"] <= 1

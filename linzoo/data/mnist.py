@@ -267,6 +267,8 @@ class MNISTDataModule(L.LightningDataModule):
         trainer = self.trainer
         if self.augmenter is None or trainer is None or not trainer.training:
             return batch
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            return batch  # not a training batch: e.g. the model summary's example_input_array
         images, labels = batch
         index = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this batch's index in the fit
         generator = batch_generator(seed=self.seed, batch_index=index, rank=trainer.global_rank)
