@@ -49,6 +49,7 @@ def check_train_config(cfg: DictConfig) -> None:
     _check_top_level(cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None})
     _check_trainer(cfg.trainer)
     _check_optimizer(cfg.get("optimizer"))
+    _check_clipping_with_fused_optimizer(cfg.trainer, cfg.get("optimizer"))
     if cfg.get("scheduler") is not None:
         _check_known_keys("scheduler", cfg.scheduler)
     model = cfg.model
@@ -155,6 +156,21 @@ def _check_devices(trainer: DictConfig) -> None:
             f"at most {cores} CPU processes: this machine has {cores} cores, and more processes "
             "than cores only slow the same computation down",
             f"trainer.devices={min(cores, 2)}",
+        )
+
+
+def _check_clipping_with_fused_optimizer(trainer: DictConfig, optimizer: DictConfig | None) -> None:
+    """Lightning refuses gradient clipping under mixed precision with a fused optimizer (it
+    unscales gradients inside its step), but only at the first step: say so before building."""
+    clip = trainer.get("gradient_clip_val")
+    precision = str(trainer.get("precision", "32-true"))
+    if clip and "mixed" in precision and optimizer is not None and optimizer.get("fused"):
+        raise ConfigError(
+            "optimizer.fused",
+            True,
+            f"false when clipping gradients (trainer.gradient_clip_val={clip}) with trainer.precision={precision}: "
+            "Lightning cannot clip for a fused optimizer, which unscales gradients inside its step",
+            "optimizer.fused=false (or trainer.gradient_clip_val=null)",
         )
 
 

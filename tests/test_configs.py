@@ -80,8 +80,11 @@ def test_linear_config_round_trips_to_a_spec(compose_train) -> None:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(compose_train, experiment: str) -> None:
+    from linzoo.validation import check_train_config
+
     cfg = compose_train([f"experiment={experiment}"])
     OmegaConf.to_container(cfg, resolve=True)
+    check_train_config(cfg)  # what train() checks first: a recipe must pass its own rules
     instantiate(cfg.model)
 
 

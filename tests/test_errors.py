@@ -149,6 +149,10 @@ def test_a_key_added_with_plus_must_be_a_parameter_of_the_target(compose_train) 
         (["optimizer.lr=0"], "optimizer.lr=0: expected a learning rate > 0"),
         (["optimizer.lr=abc"], "optimizer.lr=abc: expected a learning rate > 0"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0: expected an integer >= 1"),
+        (
+            ["trainer.gradient_clip_val=1.0", "trainer.precision=bf16-mixed"],
+            "optimizer.fused=true: expected false when clipping gradients",
+        ),
         (["trainer.max_epochs=-1"], "only with a trainer.max_steps > 0"),
         (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0: expected a number > 0"),
         (["trainer.precision=bf17"], "trainer.precision=bf17"),
