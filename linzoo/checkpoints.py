@@ -21,7 +21,7 @@ from linzoo.tasks.base import CONFIG_KEY, Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONFIG_KEY", "existing_checkpoint", "load_task", "model_config_for_resume", "read_checkpoint"]
+__all__ = ["CONFIG_KEY", "existing_checkpoint", "load_task", "read_checkpoint"]
 
 
 def existing_checkpoint(ckpt_path: str | Path | None) -> str | None:
@@ -79,16 +79,6 @@ def load_task(ckpt_path: str | Path) -> tuple[Task, dict[str, Any]]:
     task.load_state_dict(checkpoint["state_dict"])
     task.build_config = build_config
     return task.eval(), build_config
-
-
-def model_config_for_resume(ckpt_path: str, *, fallback: dict[str, Any], compile: bool) -> dict[str, Any]:
-    """The model config saved in the checkpoint, so a resumed run rebuilds the same net."""
-    saved = read_checkpoint(ckpt_path).get(CONFIG_KEY)
-    if saved is None:
-        log.warning("%s holds no linzoo config; resuming with the model config given now.", ckpt_path)
-        return fallback
-    log.info("Resuming: the model is rebuilt from the config saved in %s.", ckpt_path)
-    return {**saved["model"], "compile": compile}
 
 
 # ----------------------------------------------------------------------------- writing
