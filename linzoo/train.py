@@ -115,6 +115,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),
+        "device": trainer.strategy.root_device.type,
+        "torch_threads": torch.get_num_threads(),
     }
     if status == "interrupted":
         metrics["interrupted_by"] = interruption.signal_name

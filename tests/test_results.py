@@ -118,3 +118,20 @@ def test_readme_block_gets_the_short_table(tmp_path: Path) -> None:
     assert "| `cnn_mnist` | 99.61% (test accuracy) | ≥ 99.6% | 30.0 min |" in text
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         results.update_readme(tmp_path / "r.md", [])
+
+
+def test_wall_time_says_how_many_torch_threads_each_run_had(tmp_path: Path) -> None:
+    make_run(tmp_path / "old", ["experiment=mlp_mnist", "seed=0"], {"test/acc": 0.99})  # before torch_threads
+    for seed in (1, 2):
+        make_run(
+            tmp_path / f"s{seed}",
+            ["experiment=mlp_mnist", f"seed={seed}"],
+            {"test/acc": 0.99, "torch_threads": 1, "wall_time_s": 2400.0},
+            seed=seed,
+        )
+    make_run(tmp_path / "cnn", ["experiment=cnn_mnist"], {"test/acc": 0.996})
+    text = results.render([results.read_run(tmp_path / n) for n in ("old", "s1", "s2", "cnn")], [])
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    mlp, cnn = rows  # in the order given
+    assert "| 36.7 min (?/1/1 thr) |" in mlp  # mean of 30, 40, 40 min
+    assert "| 30.0 min |" in cnn  # no run of the group recorded it: no thread count shown

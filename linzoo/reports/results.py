@@ -134,6 +134,8 @@ def table_row(group: list[Run]) -> str:
     target, literature = LITERATURE.get(first.recipe, ("-", "-"))
     epochs = sorted({run.metrics.get("epochs") for run in group}, key=str)
     wall_minutes = statistics.mean(float(run.metrics.get("wall_time_s", float("nan"))) for run in group) / 60
+    threads = [str(run.metrics.get("torch_threads", "?")) for run in group]  # "?": runs from before it was recorded
+    wall = f"{wall_minutes:.1f} min" + (f" ({'/'.join(threads)} thr)" if set(threads) != {"?"} else "")
     dates = sorted(run.finished.strftime("%Y-%m-%d") for run in group)
     date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     cells = [
@@ -144,7 +146,7 @@ def table_row(group: list[Run]) -> str:
         ", ".join(str(seed) for seed in seeds),
         ", ".join(str(e) for e in epochs),
         f"{first.metrics.get('num_parameters', 0):,}",
-        f"{wall_minutes:.1f} min",
+        wall,
         str(first.metrics.get("data_source", "?")),
         date,
         f"`{command(first, seeds=seeds)}`",
