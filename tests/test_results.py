@@ -52,7 +52,7 @@ def test_seeds_of_one_recipe_make_one_row_with_mean_and_std(tmp_path: Path) -> N
     cnn, mlp = rows
     assert "99.00 ± 0.10% (test accuracy)" in mlp  # mean 99.00, sample std 0.10
     assert "| 0, 1, 2 |" in mlp and "`python scripts/train.py experiment=mlp_mnist seed=S`" in mlp
-    assert "hydra.run.dir" not in mlp and "1,863,690" in mlp and "30.0 min" in mlp and "≥ 98.9%" in mlp
+    assert "hydra.run.dir" not in mlp and "1,863,690" in mlp and "30.0 min (30.0/30.0/30.0)" in mlp and "≥ 98.9%" in mlp
     assert "99.61% (test accuracy)" in cnn and "`python scripts/train.py experiment=cnn_mnist`" in cnn
     assert "LeNet-5" in cnn and "101,000" in cnn
 
@@ -133,5 +133,5 @@ def test_wall_time_says_how_many_torch_threads_each_run_had(tmp_path: Path) -> N
     text = results.render([results.read_run(tmp_path / n) for n in ("old", "s1", "s2", "cnn")], [])
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     mlp, cnn = rows  # in the order given
-    assert "| 36.7 min (?/1/1 thr) |" in mlp  # mean of 30, 40, 40 min
+    assert "| 36.7 min (30.0/40.0/40.0; ?/1/1 thr) |" in mlp  # mean of 30, 40, 40 min, then each run's
     assert "| 30.0 min |" in cnn  # no run of the group recorded it: no thread count shown

@@ -121,7 +121,7 @@ def group_runs(runs: list[Run]) -> list[list[Run]]:
     for run in runs:
         key = (run.recipe_overrides, run.overrides is None and str(run.path), run.metrics.get("data_source"))
         groups.setdefault(key, []).append(run)
-    return list(groups.values())
+    return [sorted(group, key=lambda run: str(run.seed).zfill(12)) for group in groups.values()]
 
 
 def table_row(group: list[Run]) -> str:
@@ -134,8 +134,15 @@ def table_row(group: list[Run]) -> str:
     target, literature = LITERATURE.get(first.recipe, ("-", "-"))
     epochs = sorted({run.metrics.get("epochs") for run in group}, key=str)
     wall_minutes = statistics.mean(float(run.metrics.get("wall_time_s", float("nan"))) for run in group) / 60
+    wall = f"{wall_minutes:.1f} min"
+    details = []
+    if len(group) > 1:  # each run's own time: runs of one row may have shared the CPU differently
+        details.append("/".join(f"{float(run.metrics.get('wall_time_s', float('nan'))) / 60:.1f}" for run in group))
     threads = [str(run.metrics.get("torch_threads", "?")) for run in group]  # "?": runs from before it was recorded
-    wall = f"{wall_minutes:.1f} min" + (f" ({'/'.join(threads)} thr)" if set(threads) != {"?"} else "")
+    if set(threads) != {"?"}:
+        details.append("/".join(threads) + " thr")
+    if details:
+        wall += f" ({'; '.join(details)})"
     dates = sorted(run.finished.strftime("%Y-%m-%d") for run in group)
     date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     cells = [
