@@ -115,7 +115,19 @@ def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_w
     assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
-def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(compose_train, fake_mnist_root, tmp_path) -> None:
+@pytest.fixture
+def sigint_handler(request):
+    """SIGINT set to ``request.param`` for the test (pytest may itself run with SIGINT ignored, as
+    a shell's background job), then put back."""
+    previous = signal.signal(signal.SIGINT, request.param)
+    yield request.param
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("sigint_handler", [signal.default_int_handler], indirect=True)
+def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(
+    compose_train, fake_mnist_root, tmp_path, sigint_handler
+) -> None:
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as stopped:
         train(
@@ -134,6 +146,16 @@ def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(compose_train, f
     assert metrics["status"] == "interrupted" and metrics["interrupted_by"] == "SIGINT"
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
+
+
+@pytest.mark.parametrize("sigint_handler", [signal.SIG_IGN], indirect=True)
+def test_an_ignored_sigint_stays_ignored(compose_train, fake_mnist_root, tmp_path, sigint_handler) -> None:
+    """Started as a background job (SIGINT ignored): a SIGINT neither interrupts nor is handled."""
+    run = tmp_path / "run"
+    signal_at_batch_1 = [*signal_override(0, 1), f"+callbacks.signal.signum={int(signal.SIGINT)}"]
+    train(compose_train([*EXACT, *data_overrides(fake_mnist_root), *signal_at_batch_1], output_dir=run))
+    assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_sigterm_mid_epoch_then_resume_gives_the_uninterrupted_weights(

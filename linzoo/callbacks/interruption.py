@@ -31,7 +31,8 @@ class SaveOnInterrupt(Callback):
     ``metrics.json`` with ``"status": "interrupted"`` and exits with 128 + the signal number.
     SIGINT (Ctrl+C) is turned into that same deferred path: the first SIGINT during training
     re-sends SIGTERM to this process, so a batch (and the optimizer step) is never cut in
-    half; a second SIGINT interrupts at once, as Python does by default.
+    half; a second SIGINT interrupts at once, as Python does by default. A process started
+    with SIGINT ignored (a shell's background job) keeps ignoring it, as Python itself does.
     """
 
     def __init__(self) -> None:
@@ -42,6 +43,9 @@ class SaveOnInterrupt(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.signal_name = None
         self.checkpoint_path = None
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. a background job of a shell: keep ignoring
+            self._previous_sigint = None
+            return
         try:
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
         except ValueError:  # not the main thread: leave SIGINT as it is
