@@ -115,7 +115,10 @@ def test_readme_block_gets_the_short_table(tmp_path: Path) -> None:
     results.main([str(tmp_path / "runs" / "cnn"), "--out", str(tmp_path / "r.md"), "--readme", str(readme)])
     text = readme.read_text()
     assert "old" not in text and text.endswith("<!-- results:end -->\n\nafter\n")
-    assert "| `cnn_mnist` | 99.61% (test accuracy) | ≥ 99.6% | 30.0 min |" in text
+    assert (
+        "| `cnn_mnist` | 99.61% (test accuracy) | ≥ 99.6% | 30.0 min | mnist | `python scripts/train.py experiment=cnn_mnist` |"
+        in text
+    )
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         results.update_readme(tmp_path / "r.md", [])
 

@@ -201,12 +201,15 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def short_table(runs: list[Run]) -> str:
-    """The README's short version: recipe, result, target, wall time per run."""
+    """The README's short version: recipe, result, target, wall time per run, data, command."""
     if not runs:
         return "No finished recipe runs yet: see [docs/results.md](docs/results.md) for the targets."
-    lines = ["| recipe | result | target | wall time per run |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| recipe | result | target | wall time per run | data | command |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in (table_row(group).strip("| ").split(" | ") for group in group_runs(runs)):
-        lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[7]} |")
+        lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[7]} | {row[8]} | {row[10]} |")
     return "\n".join(lines)
 
 
