@@ -95,8 +95,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test_metrics: dict[str, float] = {}
+    tested = None
     if status == "finished" and cfg.get("test", True):
-        results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint or None)
+        # test_ckpt=best: the best validation checkpoint; last (or no checkpoint): the weights as training left them.
+        tested = best_checkpoint if cfg.get("test_ckpt", "best") == "best" and best_checkpoint else "last"
+        results = trainer.test(task, datamodule=datamodule, ckpt_path=None if tested == "last" else tested)
         test_metrics = {name: float(value) for name, value in results[0].items()} if results else {}
 
     metrics = {
@@ -112,6 +115,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fit_seconds": round(fit_seconds, 3),
         "wall_time_s": round(time.perf_counter() - start, 3),
         "best_checkpoint": best_checkpoint,
+        "tested_weights": tested,
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),

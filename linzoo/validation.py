@@ -47,6 +47,8 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 def check_train_config(cfg: DictConfig) -> None:
     """Every check of a training config; raises ConfigError at the first bad value."""
     _check_top_level(cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None})
+    if cfg.get("test_ckpt", "best") not in ("best", "last"):
+        raise ConfigError("test_ckpt", cfg.test_ckpt, "best or last", "test_ckpt=last")
     _check_trainer(cfg.trainer)
     _check_optimizer(cfg.get("optimizer"))
     _check_clipping_with_fused_optimizer(cfg.trainer, cfg.get("optimizer"))

@@ -162,6 +162,7 @@ def test_a_key_added_with_plus_must_be_a_parameter_of_the_target(compose_train) 
         (["model=transformer", "model.net.depth=0"], "model.net.depth=0"),
         (["model.net.dropout=1.5"], "model.net.dropout=1.5: expected a probability in [0, 1)"),
         (["seed=abc"], "seed=abc: expected an integer or null"),
+        (["test_ckpt=final"], "test_ckpt=final: expected best or last. Fix: test_ckpt=last"),
     ],
 )
 def test_nonsense_values_are_refused_before_anything_is_built(composed, overrides, expected) -> None:

@@ -115,6 +115,29 @@ def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_w
     assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
+def test_last_ckpt_is_the_last_epoch_even_when_the_best_epoch_was_earlier(
+    compose_train, fake_mnist_root, tmp_path, uninterrupted
+) -> None:
+    """The monitor (highest val/loss) keeps epoch 0 as the best; a kill at the start of epoch 2
+    must still resume from epoch 1, not from the best epoch."""
+    common = [*EXACT, *data_overrides(fake_mnist_root)]
+    worst_first = ["callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=max"]
+    run = tmp_path / "run"
+    with pytest.raises(MemoryError):
+        train(
+            compose_train(
+                [*common, *worst_first, "+callbacks.crash._target_=test_resume.CrashAt", "+callbacks.crash.epoch=2"],
+                output_dir=run,
+            )
+        )
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (1, 8)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    train(compose_train([*common, *worst_first, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], output_dir=run))
+    expected, got = final_weights(uninterrupted), final_weights(run)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
 @pytest.fixture
 def sigint_handler(request):
     """SIGINT set to ``request.param`` for the test (pytest may itself run with SIGINT ignored, as

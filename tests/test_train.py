@@ -45,6 +45,36 @@ def test_train_then_eval_reports_the_same_test_metrics(compose_train, compose_ev
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == evaluated["test/acc"]
 
 
+@pytest.mark.parametrize("test_ckpt", ["best", "last"])
+def test_test_ckpt_picks_the_weights_that_are_tested(
+    compose_train, compose_eval, fake_mnist_root, tmp_path, test_ckpt: str
+) -> None:
+    """The checkpoint monitor picks epoch 0 (highest validation loss), so best and last differ."""
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *TINY["mlp"],
+            *data_overrides(fake_mnist_root),
+            *SHORT,
+            "callbacks.model_checkpoint.monitor=val/loss",
+            "callbacks.model_checkpoint.mode=max",
+            f"test_ckpt={test_ckpt}",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    trained = train(cfg)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert Path(trained["best_checkpoint"]).name == "epoch_000.ckpt"
+    assert trained["tested_weights"] == (trained["best_checkpoint"] if test_ckpt == "best" else "last")
+    scores = {
+        name: evaluate(compose_eval([f"ckpt_path={checkpoints / name}"], output_dir=tmp_path / name))["test/loss"]
+        for name in ("epoch_000.ckpt", "last.ckpt")
+    }
+    assert scores["epoch_000.ckpt"] != pytest.approx(scores["last.ckpt"], abs=1e-4)
+    tested = "epoch_000.ckpt" if test_ckpt == "best" else "last.ckpt"
+    assert trained["test/loss"] == pytest.approx(scores[tested], abs=1e-6)
+
+
 def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_train, fake_mnist_root, tmp_path) -> None:
     common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT]
     first = train(compose_train(common, output_dir=tmp_path / "first"))

@@ -74,6 +74,23 @@ class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
         """Lightning's key, computed once the metric is known (Lightning reads it at every hook of every step)."""
         return self._state_key if self._resolved else super().state_key
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_skipped(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_skipped(trainer)
+
+    def _save_last_if_skipped(self, trainer: L.Trainer) -> None:
+        """Writes last.ckpt at every save point. Lightning 2.6 writes it only when the same step
+        also wrote a top-k checkpoint, so after the best epoch "last" would stay the best one,
+        and a resume from it would silently go back to that epoch."""
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         # Checkpoints by epoch only (neither every_n_train_steps nor train_time_interval): Lightning's
         # per-step checks would end without saving, so skip them.
