@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "compile": bool(cfg.get("compile", False)),
         "device": trainer.strategy.root_device.type,
         "torch_threads": torch.get_num_threads(),
+        "ended_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if status == "interrupted":
         metrics["interrupted_by"] = interruption.signal_name

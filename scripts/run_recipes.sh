@@ -5,36 +5,50 @@
 #   scripts/run_recipes.sh            # starts in the background; prints where the logs go
 #   scripts/run_recipes.sh --wait     # same, in the foreground
 #   LANES=2 scripts/run_recipes.sh    # two runs at a time, each with nproc/2 torch threads
+#   SET=defaults scripts/run_recipes.sh   # the default job of every model on the offline sample
 #
 # LANES=1 (default) runs one recipe after another with every core. On the 2-core CPU, two
 # lanes of one thread each finish the campaign ~1.27x sooner (CNN: 2 x 7.5 steps/s side by
 # side vs 11.8 steps/s alone with 2 threads), but each run's wall time is longer than
 # alone; metrics.json records torch_threads and the table shows it next to the time.
 #
-# MLP and CNN: seeds 0, 1, 2 (mean ± std); ViT, Mixer, autoencoder: seed 0. Each run goes
-# to outputs/train/recipes-<stamp>/<recipe>-seed<S>/ with its console output in
+# SET=recipes (default): MLP and CNN with seeds 0, 1, 2 (mean ± std); ViT, Mixer,
+# autoencoder with seed 0; `data.source=full`. SET=defaults: `model=<name> data.source=sample
+# seed=0` for each of the six models (the 5,000-digit sample that works offline).
+# Each run goes to outputs/train/<set>-<stamp>/<name>-seed<S>/ with its console output in
 # console.log there; a run directory that already holds a finished run is skipped, so
 # rerunning with RECIPES_STAMP=<stamp> continues an interrupted campaign (an
-# interrupted run resumes from its last.ckpt). Needs full MNIST:
-# set LINZOO_DATA (default /work/shared/data) or data.root; EXTRA="trainer=gpu" adds
-# overrides to every run (EXTRA changes the command, so such runs form their own rows).
+# interrupted run resumes from its last.ckpt). At the end the runs' records are kept in
+# docs/runs (scripts/results.py --keep-in) and both tables are rebuilt from every kept record.
+# The recipes need full MNIST: set LINZOO_DATA (default /work/shared/data) or data.root;
+# EXTRA="trainer=gpu" adds overrides to every run (EXTRA changes the command, so such runs
+# form their own rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 export LINZOO_DATA=${LINZOO_DATA:-/work/shared/data}
 STAMP=${RECIPES_STAMP:-$(date -u +%Y-%m-%d_%H-%M-%S)}
-CAMPAIGN=outputs/train/recipes-$STAMP
+SET=${SET:-recipes}
+CAMPAIGN=outputs/train/$SET-$STAMP
 EXTRA=${EXTRA:-}
 LANES=${LANES:-1}
 if [[ -z ${OMP_NUM_THREADS:-} ]]; then
   OMP_NUM_THREADS=$(( $(nproc) / LANES > 0 ? $(nproc) / LANES : 1 ))
 fi
 export OMP_NUM_THREADS
-RUNS=(
-  "mlp_mnist 0" "mlp_mnist 1" "mlp_mnist 2"
-  "cnn_mnist 0" "cnn_mnist 1" "cnn_mnist 2"
-  "transformer_mnist 0" "mixer_mnist 0" "autoencoder_mnist 0"
-)
+case $SET in
+  recipes)  # "<experiment> <seed>"
+    GROUP=experiment DATA=full
+    RUNS=(
+      "mlp_mnist 0" "mlp_mnist 1" "mlp_mnist 2"
+      "cnn_mnist 0" "cnn_mnist 1" "cnn_mnist 2"
+      "transformer_mnist 0" "mixer_mnist 0" "autoencoder_mnist 0"
+    ) ;;
+  defaults)  # "<model> <seed>"
+    GROUP=model DATA=sample
+    RUNS=("mlp 0" "cnn 0" "transformer 0" "mixer 0" "autoencoder 0" "lm 0") ;;
+  *) echo "SET=$SET: expected recipes or defaults" >&2; exit 2 ;;
+esac
 
 lane() {  # lane I of LANES: the runs whose index is I modulo LANES, one after another
   local index
@@ -53,7 +67,7 @@ lane() {  # lane I of LANES: the runs whose index is I modulo LANES, one after a
     mkdir -p "$dir"
     echo "$(date -u +%FT%TZ) start $recipe seed=$seed -> $dir ${resume[*]}"
     # shellcheck disable=SC2086  # EXTRA is a list of overrides
-    if "$PYTHON" scripts/train.py "experiment=$recipe" "seed=$seed" "data.source=full" $EXTRA \
+    if "$PYTHON" scripts/train.py "$GROUP=$recipe" "data.source=$DATA" "seed=$seed" $EXTRA \
         "hydra.run.dir=$dir" "${resume[@]}" >>"$dir/console.log" 2>&1; then
       echo "$(date -u +%FT%TZ) done $dir"
     else
@@ -68,14 +82,16 @@ campaign() {
     lane "$i" &
   done
   wait
-  "$PYTHON" scripts/results.py outputs/train/recipes-*/* --readme README.md
+  # Keep the campaign's records in docs/runs, then rebuild both tables from every kept record.
+  "$PYTHON" scripts/results.py "$CAMPAIGN"/* --keep-in docs/runs --out "$CAMPAIGN/results.md"
+  "$PYTHON" scripts/results.py docs/runs/*/* --readme README.md
 }
 
 mkdir -p "$CAMPAIGN"
 if [[ ${1:-} == --wait ]]; then
   campaign 2>&1 | tee -a "$CAMPAIGN/campaign.log"
 else
-  nohup bash -c "$(declare -p RUNS CAMPAIGN EXTRA PYTHON LANES); $(declare -f lane campaign); campaign" \
+  nohup bash -c "$(declare -p RUNS CAMPAIGN EXTRA PYTHON LANES GROUP DATA); $(declare -f lane campaign); campaign" \
     >>"$CAMPAIGN/campaign.log" 2>&1 &
   echo "Campaign running in the background (pid $!): tail -f $CAMPAIGN/campaign.log"
   echo "Continue an interrupted one with RECIPES_STAMP=$STAMP $0"

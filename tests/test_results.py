@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,66 @@ def test_wall_time_says_how_many_torch_threads_each_run_had(tmp_path: Path) -> N
     mlp, cnn = rows  # in the order given
     assert "| 36.7 min (30.0/40.0/40.0; ?/1/1 thr) |" in mlp  # mean of 30, 40, 40 min, then each run's
     assert "| 30.0 min |" in cnn  # no run of the group recorded it: no thread count shown
+
+
+def test_the_same_command_with_a_changed_recipe_is_another_row_marked_by_its_config(tmp_path: Path) -> None:
+    """Seeds and output directories do not split a row; a changed recipe config does."""
+    for seed in (0, 1):
+        run = make_run(
+            tmp_path / f"old{seed}", ["experiment=cnn_mnist", f"seed={seed}"], {"test/acc": 0.995}, seed=seed
+        )
+        config = {"seed": seed, "trainer": {"max_epochs": 30}, "paths": {"output_dir": str(run)}}
+        config["callbacks"] = {"model_checkpoint": {"dirpath": f"{run}/checkpoints"}}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    new = make_run(tmp_path / "new", ["experiment=cnn_mnist", "seed=0"], {"test/acc": 0.997})
+    (new / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "trainer": {"max_epochs": 45}}))
+    runs = [results.read_run(tmp_path / name) for name in ("old0", "old1", "new")]
+    rows = [line for line in results.render(runs, []).splitlines() if line.startswith("| `")]
+    assert len(rows) == 2
+    old_digest, new_digest = runs[0].config_digest, runs[2].config_digest
+    assert runs[1].config_digest == old_digest != new_digest
+    assert rows[0].startswith(f"| `cnn_mnist` (config {old_digest}) | 99.50 ± 0.00%")
+    assert rows[1].startswith(f"| `cnn_mnist` (config {new_digest}) | 99.70%")
+
+
+def test_keep_in_copies_each_record_and_builds_the_table_from_the_copies(tmp_path: Path) -> None:
+    run = make_run(
+        tmp_path / "outputs" / "recipes-x" / "cnn_mnist-seed0", ["experiment=cnn_mnist"], {"test/acc": 0.996}
+    )
+    (run / "csv" / "version_0").mkdir(parents=True)
+    (run / "csv" / "version_0" / "metrics.csv").write_text("epoch,val/acc\n0,0.99\n")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    os.utime(run / "metrics.json", (1_700_000_000, 1_700_000_000))  # 2023-11-14 UTC; no ended_at in metrics.json
+    keep = tmp_path / "docs" / "runs"
+    out = tmp_path / "results.md"
+    assert results.main([str(run), "--keep-in", str(keep), "--out", str(out)]) == 0
+    kept = keep / "recipes-x" / "cnn_mnist-seed0"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        ".hydra/overrides.yaml",
+        "config.yaml",
+        "csv/metrics.csv",
+        "metrics.json",
+    ]
+    assert json.loads((kept / "metrics.json").read_text())["ended_at"] == "2023-11-14T22:13:20+00:00"
+    # The table reads the copies: the date survives a copy that loses the file times.
+    os.utime(kept / "metrics.json", (0, 0))
+    results.main([str(kept), "--out", str(out)])
+    assert "| 2023-11-14 |" in out.read_text() and "99.60%" in out.read_text()
+    # Keeping the same record again changes nothing; a different one under the same name is refused.
+    assert results.main([str(run), "--keep-in", str(keep), "--out", str(out)]) == 0
+    (run / "metrics.json").write_text(json.dumps({"test/acc": 0.5, "seed": 0}))
+    with pytest.raises(FileExistsError, match="already keeps a different record"):
+        results.main([str(run), "--keep-in", str(keep), "--out", str(out)])
+    assert json.loads((kept / "metrics.json").read_text())["test/acc"] == 0.996
+
+
+def test_run_recipes_refuses_an_unknown_set(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "run_recipes.sh"), "--wait"],
+        env={**os.environ, "SET": "recipe", "PYTHON": "false"},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2 and "SET=recipe: expected recipes or defaults" in completed.stderr

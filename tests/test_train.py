@@ -28,6 +28,7 @@ def test_fast_dev_run_every_model(compose_train, fake_mnist_root, tmp_path, mode
     assert metrics["data_source"] == "mnist"
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["num_parameters"] == metrics["num_parameters"] > 0
+    assert saved["ended_at"].endswith("+00:00") and saved["tested_weights"] is not None
     assert (tmp_path / "run" / "config.yaml").is_file()
 
 

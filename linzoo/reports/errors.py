@@ -158,6 +158,7 @@ def command_line_cases(p: dict[str, Path]) -> list[Case]:
         Case("negative learning rate", "train", ["optimizer=sgd", "optimizer.lr=-0.1", *data]),
         Case("zero epochs", "train", ["trainer.max_epochs=0", *data]),
         Case("zero training batches", "train", ["trainer.limit_train_batches=0", *data]),
+        Case("unknown test weights", "train", ["test_ckpt=final", *data]),
         Case("layer width 0", "train", ["model.net.hidden_dims=[0]", *data]),
         Case("model width 0", "train", ["model=mixer", "model.net.dim=0", *data]),
         Case("dropout out of range", "train", ["model.net.dropout=1.5", *data]),

@@ -1,9 +1,11 @@
-"""Build docs/results.md from finished runs: python scripts/results.py outputs/train/*
+"""Build docs/results.md from finished runs: python scripts/results.py docs/runs/*/*
 
 Each run directory gives its ``metrics.json`` (test metrics, epochs, parameter count,
 wall time, data source), its ``config.yaml`` and Hydra's ``.hydra/overrides.yaml`` (the
-command line). Runs whose command lines differ only in ``seed=`` form one row with the
-mean ± sample standard deviation over their seeds. Directories without ``metrics.json``
+command line). Runs whose command lines differ only in ``seed=`` and whose resolved configs
+agree (but for the seed and where files go) form one row with the mean ± sample standard
+deviation over their seeds; the same command run with a changed recipe is another row,
+marked with its config's digest. Directories without ``metrics.json``
 (unfinished runs) are listed as skipped. Nothing here is typed by hand: rerun the script
 after new runs.
 """
@@ -11,6 +13,7 @@ after new runs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from linzoo.reports.records import keep_record
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "results.md"  # in the repository
 
@@ -47,6 +52,17 @@ LITERATURE = {
 
 # Overrides that change where a run goes, how it is shown or that it was resumed, not what it computes.
 NOT_PART_OF_THE_RECIPE = ("hydra.", "paths.", "callbacks.progress_bar.", "ckpt_path=")
+# The same for the resolved config (dotted keys): left out of the config digest.
+CONFIG_NOT_PART_OF_THE_RECIPE = (
+    "seed",
+    "hydra",
+    "paths",
+    "ckpt_path",
+    "print_config",
+    "callbacks.progress_bar",
+    "data.root",
+    "data.download",
+)
 
 
 @dataclass
@@ -57,7 +73,7 @@ class Run:
     metrics: dict[str, Any]
     overrides: list[str] | None  # None: no .hydra/overrides.yaml
     config: dict[str, Any]
-    finished: datetime  # metrics.json's modification time (UTC)
+    finished: datetime  # metrics.json's ended_at, else its modification time (UTC)
 
     @property
     def seed(self) -> Any:
@@ -82,6 +98,28 @@ class Run:
     def main_metric(self) -> str | None:
         return next((name for name in METRICS if name in self.metrics), None)
 
+    @property
+    def config_digest(self) -> str:
+        """8 hex digits of the resolved config without the seed, paths, data root and display settings
+        (the run's own output directory, wherever a value names it, counts as the same)."""
+        output_dir = str((self.config.get("paths") or {}).get("output_dir", "")) or None
+        recipe = _without(self.config, CONFIG_NOT_PART_OF_THE_RECIPE, output_dir=output_dir)
+        return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _without(node: Any, dropped: tuple[str, ...], *, output_dir: str | None, prefix: str = "") -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _without(value, dropped, output_dir=output_dir, prefix=f"{prefix}{key}.")
+            for key, value in node.items()
+            if f"{prefix}{key}" not in dropped
+        }
+    if isinstance(node, list):
+        return [_without(value, dropped, output_dir=output_dir, prefix=prefix) for value in node]
+    if output_dir and isinstance(node, str) and node.startswith(output_dir):
+        return "<run>" + node[len(output_dir) :]
+    return node
+
 
 def read_run(path: Path) -> Run | None:
     """The run in ``path``, or None when it has no ``metrics.json`` (not finished)."""
@@ -92,8 +130,12 @@ def read_run(path: Path) -> Run | None:
     config_file = path / "config.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.is_file() else None
     config = yaml.safe_load(config_file.read_text()) or {} if config_file.is_file() else {}
-    finished = datetime.fromtimestamp(metrics_file.stat().st_mtime, tz=timezone.utc)
-    return Run(path, json.loads(metrics_file.read_text()), overrides, config, finished)
+    metrics = json.loads(metrics_file.read_text())
+    if "ended_at" in metrics:
+        finished = datetime.fromisoformat(metrics["ended_at"]).astimezone(timezone.utc)
+    else:  # runs from before the field: the file's time (lost in a copy that does not keep it)
+        finished = datetime.fromtimestamp(metrics_file.stat().st_mtime, tz=timezone.utc)
+    return Run(path, metrics, overrides, config, finished)
 
 
 def command(run: Run, *, seeds: list[Any]) -> str:
@@ -116,15 +158,22 @@ def mean_and_spread(values: list[float]) -> str:
 
 
 def group_runs(runs: list[Run]) -> list[list[Run]]:
-    """Runs grouped by recipe (command line without ``seed=``) and data source, in first-seen order."""
+    """Runs grouped by recipe (command line without ``seed=``, config digest) and data source, in first-seen order."""
     groups: dict[tuple[Any, ...], list[Run]] = {}
     for run in runs:
-        key = (run.recipe_overrides, run.overrides is None and str(run.path), run.metrics.get("data_source"))
+        key = (
+            run.recipe_overrides,
+            run.overrides is None and str(run.path),
+            run.metrics.get("data_source"),
+            run.config_digest,
+        )
         groups.setdefault(key, []).append(run)
     return [sorted(group, key=lambda run: str(run.seed).zfill(12)) for group in groups.values()]
 
 
-def table_row(group: list[Run]) -> str:
+def table_row(group: list[Run], *, mark_config: bool = False) -> str:
+    """One row of docs/results.md; ``mark_config``: add the config digest to the recipe cell
+    (another row has the same command but a different config)."""
     first = group[0]
     metric = first.main_metric
     label, scale, unit, _ = METRICS[metric] if metric else ("-", 1.0, "", True)
@@ -146,7 +195,7 @@ def table_row(group: list[Run]) -> str:
     dates = sorted(run.finished.strftime("%Y-%m-%d") for run in group)
     date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     cells = [
-        f"`{first.recipe}`",
+        f"`{first.recipe}`" + (f" (config {first.config_digest})" if mark_config else ""),
         f"{result} ({label})",
         target,
         literature,
@@ -173,8 +222,9 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
     lines = [
         "# Results",
         "",
-        "Generated by `python scripts/results.py outputs/train/*` from the runs' `metrics.json`,",
-        "`config.yaml` and `.hydra/overrides.yaml`; do not edit by hand. Rows whose commands differ",
+        "Generated by `python scripts/results.py docs/runs/*/*` from the runs' records (their",
+        "`metrics.json`, `config.yaml`, `.hydra/overrides.yaml` and per-epoch `csv/metrics.csv`, kept in",
+        "[docs/runs](runs) by `--keep-in docs/runs`); do not edit by hand. Rows whose commands differ",
         "only in `seed=` are one row (mean ± sample std). Wall time is the whole run (fit + test) on",
         "the machine that ran it, with the number of torch threads each run had (`thr`, from",
         "`metrics.json`; `?` for runs from before it was recorded). `scripts/run_recipes.sh` launches",
@@ -183,7 +233,7 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
         "",
     ]
     if runs:
-        lines += [HEADER, *(table_row(group) for group in group_runs(runs))]
+        lines += [HEADER, *table_rows(runs)]
     else:
         lines += [
             "**No finished runs yet.** Targets and published figures the recipes aim at:",
@@ -197,6 +247,14 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table_rows(runs: list[Run]) -> list[str]:
+    """The rows of the full table; rows whose commands differ at most in their seeds (same data) but
+    whose configs differ name their config digest."""
+    groups = group_runs(runs)
+    commands = [(group[0].recipe_overrides, group[0].metrics.get("data_source")) for group in groups]
+    return [table_row(group, mark_config=commands.count(key) > 1) for group, key in zip(groups, commands)]
+
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -208,7 +266,7 @@ def short_table(runs: list[Run]) -> str:
         "| recipe | result | target | wall time per run | data | command |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for row in (table_row(group).strip("| ").split(" | ") for group in group_runs(runs)):
+    for row in (line.strip("| ").split(" | ") for line in table_rows(runs)):
         lines.append(f"| {row[0]} | {row[1]} | {row[2]} | {row[7]} | {row[8]} | {row[10]} |")
     return "\n".join(lines)
 
@@ -228,11 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="*", type=Path, help="run directories (e.g. outputs/train/*)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write (default {DEFAULT_OUT})")
     parser.add_argument("--readme", type=Path, help="also put the short table into this README's results block")
+    parser.add_argument(
+        "--keep-in",
+        type=Path,
+        metavar="DIR",
+        help="first copy each finished run's record into DIR/<campaign>/<run> (e.g. docs/runs), "
+        "then build the table from the copies",
+    )
     args = parser.parse_args(argv)
     runs, skipped = [], []
     for path in sorted(args.runs):
         if not path.is_dir():
             continue
+        if args.keep_in is not None and (path / "metrics.json").is_file():
+            path = keep_record(path, args.keep_in)
         run = read_run(path)
         if run is None:
             skipped.append(path)
