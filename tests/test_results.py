@@ -202,3 +202,28 @@ def test_run_recipes_refuses_an_unknown_set(tmp_path: Path) -> None:
         text=True,
     )
     assert completed.returncode == 2 and "SET=recipe: expected recipes or defaults" in completed.stderr
+
+
+def test_run_recipes_only_runs_the_named_recipes_with_every_seed(tmp_path: Path) -> None:
+    """ONLY="cnn_mnist mixer_mnist": those recipes (cnn with its three seeds), nothing else; a fake
+    python records each command instead of training."""
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "run_recipes.sh"
+    script.write_text((ROOT / "scripts" / "run_recipes.sh").read_text())
+    fake_python = tmp_path / "fake_python"
+    fake_python.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "commands.log"}\n')
+    fake_python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake_python), "RECIPES_STAMP": "test", "ONLY": "cnn_mnist mixer_mnist"}
+    completed = subprocess.run(["bash", str(script), "--wait"], env=env, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    trainings = [line for line in (tmp_path / "commands.log").read_text().splitlines() if "train.py" in line]
+    assert sorted(line.split()[1] + " " + line.split()[3] for line in trainings) == [
+        "experiment=cnn_mnist seed=0",
+        "experiment=cnn_mnist seed=1",
+        "experiment=cnn_mnist seed=2",
+        "experiment=mixer_mnist seed=0",
+    ]
+    completed = subprocess.run(
+        ["bash", str(script), "--wait"], env={**env, "ONLY": "vit_mnist"}, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 2 and "ONLY=vit_mnist matches none of" in completed.stderr
