@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -19,6 +20,7 @@ DATAS = sorted(path.stem for path in (CONFIGS / "data").glob("*.yaml"))
 EXPERIMENTS = sorted(path.stem for path in (CONFIGS / "experiment").glob("*.yaml"))
 DEBUGS = sorted(path.stem for path in (CONFIGS / "debug").glob("*.yaml"))
 TRAINERS = sorted(path.stem for path in (CONFIGS / "trainer").glob("*.yaml"))
+SCHEDULERS = sorted(path.stem for path in (CONFIGS / "scheduler").glob("*.yaml"))
 
 
 def test_every_group_has_the_promised_options() -> None:
@@ -76,6 +78,43 @@ def test_linear_config_round_trips_to_a_spec(compose_train) -> None:
 
     spec = as_linear_spec(cfg.linear)
     assert isinstance(spec, LinearSpec) and spec.policy == "gpt2" and spec.roles == {}
+
+
+def one_parameter_adamw(lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2, 2))], lr=lr)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_scheduler_composes_with_every_model(compose_train, model: str, scheduler: str) -> None:
+    # scheduler=<name> on the command line replaces a model's own choice whole
+    # (model=transformer picks warmup_cosine): no key of one schedule leaks into another.
+    cfg = compose_train([f"model={model}", f"scheduler={scheduler}"])
+    if scheduler == "none":
+        assert cfg.scheduler is None
+        return
+    expected = OmegaConf.load(CONFIGS / "scheduler" / f"{scheduler}.yaml")
+    assert cfg.scheduler._target_ == (expected.get("_target_") or "linzoo.tasks.optim.cosine")
+    schedule = instantiate(cfg.scheduler)(one_parameter_adamw(cfg.optimizer.lr), total_steps=50)
+    assert isinstance(schedule, torch.optim.lr_scheduler.LRScheduler)
+
+
+def test_the_default_transformer_job_warms_up_then_decays(compose_train) -> None:
+    cfg = compose_train(["model=transformer"])
+    assert (cfg.optimizer.lr, cfg.scheduler.warmup_steps) == (0.003, 100)
+    optimizer = one_parameter_adamw(cfg.optimizer.lr)
+    schedule = instantiate(cfg.scheduler)(optimizer, total_steps=1000)
+    lrs = []
+    for _ in range(1000):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[0] == pytest.approx(0.003 / 100) and lrs[99] == pytest.approx(0.003)
+    assert all(a < b for a, b in zip(lrs[:99], lrs[1:100]))
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[99:], lrs[100:]))  # then only down (to rounding)
+    assert lrs[-1] < 1e-6
+    assert compose_train(["model=transformer", "scheduler.warmup_steps=0"]).scheduler.warmup_steps == 0
+    assert compose_train(["model=mlp"]).scheduler.warmup_steps == 0  # only the transformer's job warms up
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
