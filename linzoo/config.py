@@ -190,6 +190,10 @@ DataModuleConfig = make_dataclass(
         ("allow_sample_fallback", bool, False),
         ("verify_checksums", bool, True),
         ("augment", str, "none"),
+        ("affine_degrees", float, 10.0),
+        ("affine_translate", float, 0.1),
+        ("affine_scale", list[float], field(default_factory=lambda: [0.9, 1.1])),
+        ("crop_padding", int, 2),
     ],
 )
 

@@ -4,10 +4,12 @@
 
 - ``none``: images pass through unchanged.
 - ``affine``: each image gets its own rotation (uniform in +-``degrees``), scale
-  (uniform in ``scale``) and translation (uniform in +-``translate`` of the image size),
+  (uniform in ``scale``) and translation (uniform in +-``translate`` of the image size;
+  ``data.affine_degrees``, ``data.affine_scale``, ``data.affine_translate``, default 10, [0.9, 1.1], 0.1),
   applied by one batched ``F.affine_grid`` + ``F.grid_sample`` (bilinear, zeros outside).
 - ``crop``: random crop with zero padding: each image is shifted by its own integer
-  offsets ``(dy, dx)`` in ``-padding..padding`` (pad by ``padding``, crop back to H x W).
+  offsets ``(dy, dx)`` in ``-padding..padding`` (pad by ``padding``, crop back to H x W;
+  ``data.crop_padding``, default 2).
 
 Why not torchvision.transforms.v2 or kornia: v2 draws ONE parameter set per call, so a
 batch tensor gets a single shared transform (the known trap); per-image use means a
@@ -21,13 +23,31 @@ the device where the batch lives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["AUGMENTATIONS", "BatchAugmenter", "batch_generator", "make_augmenter"]
+from linzoo.errors import ConfigError
+
+__all__ = ["AUGMENTATIONS", "BatchAugmenter", "batch_generator", "check_ranges", "make_augmenter"]
 
 AUGMENTATIONS = ("none", "affine", "crop")
+
+
+def check_ranges(*, degrees: float, translate: float, scale: Sequence[float], padding: int) -> None:
+    """Raise :class:`ConfigError` (a ValueError) naming the ``data.*`` key when a range is out of its domain."""
+    scale_ok = len(scale) == 2 and 0 < scale[0] <= scale[1]
+    checks = [
+        ("affine_degrees", degrees, 0 <= degrees <= 180, "a rotation range in degrees, 0..180", "10"),
+        ("affine_translate", translate, 0 <= translate < 1, "a fraction of the image size in [0, 1)", "0.1"),
+        ("affine_scale", list(scale), scale_ok, "[low,high] with 0 < low <= high", "[0.9,1.1]"),
+        ("crop_padding", padding, isinstance(padding, int) and padding >= 0, "an integer >= 0 (pixels)", "2"),
+    ]
+    for key, value, ok, expected, example in checks:
+        if not ok:
+            raise ConfigError(f"data.{key}", value, expected, f"data.{key}={example}")
 
 
 class BatchAugmenter:
@@ -47,10 +67,11 @@ class BatchAugmenter:
     ) -> None:
         if kind not in AUGMENTATIONS[1:]:
             raise ValueError(f"BatchAugmenter kind must be one of {list(AUGMENTATIONS[1:])}, got {kind!r}.")
+        check_ranges(degrees=degrees, translate=translate, scale=scale, padding=padding)
         self.kind = kind
-        self.degrees = degrees
-        self.translate = translate
-        self.scale = scale
+        self.degrees = float(degrees)
+        self.translate = float(translate)
+        self.scale = (float(scale[0]), float(scale[1]))
         self.padding = padding
 
     def __repr__(self) -> str:
@@ -101,14 +122,27 @@ class BatchAugmenter:
         return padded.gather(2, flat[:, None, :].expand(batch, channels, -1)).view(batch, channels, height, width)
 
 
-def make_augmenter(augment: str) -> BatchAugmenter | None:
-    """The augmenter that ``data.augment=<augment>`` names; None for ``"none"``."""
+def make_augmenter(
+    augment: str,
+    *,
+    degrees: float = 10.0,
+    translate: float = 0.1,
+    scale: Sequence[float] = (0.9, 1.1),
+    padding: int = 2,
+) -> BatchAugmenter | None:
+    """The augmenter that ``data.augment=<augment>`` names, with its ranges; None for ``"none"``.
+
+    Ranges that the chosen kind does not use are still checked (a typo fails at once).
+    """
     if augment not in AUGMENTATIONS:
         raise ValueError(
             f"data.augment={augment!r} is not an augmentation; choose one of {list(AUGMENTATIONS)} "
             "(e.g. data.augment=affine)."
         )
-    return None if augment == "none" else BatchAugmenter(augment)
+    check_ranges(degrees=degrees, translate=translate, scale=scale, padding=padding)
+    if augment == "none":
+        return None
+    return BatchAugmenter(augment, degrees=degrees, translate=translate, scale=tuple(scale), padding=padding)
 
 
 def batch_generator(*, seed: int, batch_index: int, rank: int = 0) -> torch.Generator:

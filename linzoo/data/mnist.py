@@ -69,7 +69,9 @@ class MNISTDataModule(L.LightningDataModule):
     ``seed`` fixes the split and the shuffling order.
     ``augment`` (``none``, ``affine``, ``crop``; :mod:`linzoo.data.augment`) transforms
     training batches only, on their device, with per-image parameters keyed by ``seed``
-    and the batch's index in the fit.
+    and the batch's index in the fit; ``affine_degrees`` (+-), ``affine_translate`` (+-
+    fraction of the size), ``affine_scale`` (``[low, high]``) and ``crop_padding`` (pixels)
+    set their ranges.
     """
 
     num_classes: int = 10
@@ -93,9 +95,15 @@ class MNISTDataModule(L.LightningDataModule):
         allow_sample_fallback: bool = False,
         verify_checksums: bool = True,
         augment: str = "none",
+        affine_degrees: float = 10.0,
+        affine_translate: float = 0.1,
+        affine_scale: tuple[float, float] = (0.9, 1.1),
+        crop_padding: int = 2,
     ) -> None:
         super().__init__()
-        self.augmenter = make_augmenter(augment)
+        self.augmenter = make_augmenter(
+            augment, degrees=affine_degrees, translate=affine_translate, scale=affine_scale, padding=crop_padding
+        )
         key = str(dataset).lower().replace("-", "_")
         if key not in DATASETS:
             raise ConfigError("data.dataset", dataset, f"one of {', '.join(sorted(DATASETS))}",
