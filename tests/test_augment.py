@@ -91,7 +91,8 @@ def test_the_configured_ranges_reach_the_augmenter(compose_train) -> None:
         ["data.augment=affine", "data.affine_degrees=5", "data.affine_translate=0.05", "data.affine_scale=[0.95,1.05]"]
     )
     augmenter = instantiate(cfg.data).augmenter
-    assert (augmenter.kind, augmenter.degrees, augmenter.translate, augmenter.scale) == ("affine", 5.0, 0.05, (0.95, 1.05))
+    ranges = (augmenter.degrees, augmenter.translate, augmenter.scale)
+    assert augmenter.kind == "affine" and ranges == (5.0, 0.05, (0.95, 1.05))
     theta = augmenter.affine_matrices(2000, generator=torch.Generator().manual_seed(0))
     angle = torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))
     assert 4.5 < angle.abs().max() <= 5.0 + 1e-4 and theta[:, :, 2].abs().max() <= 0.1 + 1e-6
@@ -101,10 +102,10 @@ def test_the_configured_ranges_reach_the_augmenter(compose_train) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.affine_scale=[1.1,0.9]", r"data.affine_scale=\[1.1,0.9\]: expected \[low,high\].*Fix: data.affine_scale="),
-        ("data.affine_translate=1.5", r"data.affine_translate=1.5: expected a fraction.*Fix: data.affine_translate=0.1"),
-        ("data.affine_degrees=-3", r"data.affine_degrees=-3.0: expected a rotation range.*Fix: data.affine_degrees=10"),
-        ("data.crop_padding=-1", r"data.crop_padding=-1: expected an integer >= 0.*Fix: data.crop_padding=2"),
+        ("data.affine_scale=[1.1,0.9]", r"affine_scale=\[1.1,0.9\]: expected \[low,high\].*Fix: data.affine_scale="),
+        ("data.affine_translate=1.5", r"affine_translate=1.5: expected a fraction.*Fix: data.affine_translate=0.1"),
+        ("data.affine_degrees=-3", r"affine_degrees=-3.0: expected a rotation range.*Fix: data.affine_degrees=10"),
+        ("data.crop_padding=-1", r"crop_padding=-1: expected an integer >= 0.*Fix: data.crop_padding=2"),
     ],
 )
 def test_a_range_out_of_its_domain_names_the_key_and_a_fix(compose_train, override: str, message: str) -> None:
