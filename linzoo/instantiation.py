@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from linzoo.callbacks.interruption import SaveOnInterrupt
@@ -34,12 +35,23 @@ def instantiate_trainer(
     """The Trainer of a training run: ``cfg.trainer`` with the callbacks and loggers of ``cfg``,
     linzoo's run safety (stop on a non-finite loss, save on SIGTERM/SIGINT, restore the RNG
     states on resume) and atomic checkpoint writes. Returns it and the interruption callback,
-    which tells whether and how the run was interrupted."""
+    which tells whether and how the run was interrupted.
+
+    Without a ModelCheckpoint among the callbacks (``callbacks=none``) the run saves no
+    checkpoints (Lightning would otherwise add its own, into the logger's folder), unless
+    ``trainer.enable_checkpointing`` is set; an interruption still saves ``last.ckpt``."""
     safety = RunSafety()
+    callbacks = [*instantiate_all(cfg.get("callbacks")), safety, *extra_callbacks]
+    options: dict[str, Any] = {}
+    if cfg.trainer.get("enable_checkpointing") is None and not any(
+        isinstance(callback, ModelCheckpoint) for callback in callbacks
+    ):
+        options["enable_checkpointing"] = False
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*instantiate_all(cfg.get("callbacks")), safety, *extra_callbacks],
+        callbacks=callbacks,
         logger=instantiate_all(cfg.get("logger")) or False,
         plugins=[AtomicCheckpointIO()],
+        **options,
     )
     return trainer, safety.interruption

@@ -95,6 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - start
 
     best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    monitor = monitor_summary(trainer, task)  # before the test replaces the trainer's metrics
     test_metrics: dict[str, float] = {}
     tested = None
     if status == "finished" and cfg.get("test", True):
@@ -106,7 +107,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         **test_metrics,
         "status": status,
-        "monitor": monitor_summary(trainer, task),
+        "monitor": monitor,
         "model": type(task.net).__name__,
         "task": type(task).__name__,
         "data_source": getattr(datamodule, "source", "unknown"),
@@ -157,11 +158,13 @@ def monitor_summary(trainer: L.Trainer, task: Task) -> dict[str, Any]:
     """``{"metric": name, "mode": "min"|"max", "best": float | None}`` of the validation
     metric that picks the best checkpoint (the task's main_metric unless the checkpoint
     callback was told another): what a sweeper optimises. best: the checkpoint callback's
-    best score, else the metric's last value; None when never measured or not finite."""
+    best score, else (no checkpoint callback) the metric's last value, so call it before
+    ``trainer.test``; None when never measured or not finite."""
     callback = trainer.checkpoint_callback
-    metric = getattr(callback, "monitor", None) or task.main_metric
-    mode = getattr(callback, "mode", None) or task.main_metric_mode
-    score = getattr(callback, "best_model_score", None)
+    if getattr(callback, "monitor", None) is None:  # no checkpoints, or Lightning's default (last epoch only)
+        metric, mode, score = task.main_metric, task.main_metric_mode, None
+    else:
+        metric, mode, score = callback.monitor, callback.mode, callback.best_model_score
     if score is None:
         score = trainer.callback_metrics.get(metric)
     best = None if score is None else float(score)

@@ -76,6 +76,25 @@ def test_test_ckpt_picks_the_weights_that_are_tested(
     assert trained["test/loss"] == pytest.approx(scores[tested], abs=1e-6)
 
 
+@pytest.mark.parametrize("model", ["mlp", "autoencoder"])
+def test_callbacks_none_saves_no_checkpoint_and_reports_the_tasks_monitor(
+    compose_train, fake_mnist_root, tmp_path, model: str
+) -> None:
+    """Without a ModelCheckpoint Lightning would add its own (into csv/checkpoints, mode min);
+    callbacks=none saves nothing, tests the final weights and reports the task's metric and mode."""
+    short = [item for item in SHORT if not item.startswith("callbacks.")]
+    cfg = compose_train(
+        [f"model={model}", *TINY[model], *data_overrides(fake_mnist_root), *short, "callbacks=none"],
+        output_dir=tmp_path / "run",
+    )
+    metrics = train(cfg)
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    assert metrics["best_checkpoint"] == "" and metrics["tested_weights"] == "last"
+    expected = {"mlp": ("val/acc", "max"), "autoencoder": ("val/loss", "min")}[model]
+    assert (metrics["monitor"]["metric"], metrics["monitor"]["mode"]) == expected
+    assert metrics["monitor"]["best"] is not None
+
+
 def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_train, fake_mnist_root, tmp_path) -> None:
     common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT]
     first = train(compose_train(common, output_dir=tmp_path / "first"))
