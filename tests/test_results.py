@@ -161,6 +161,43 @@ def test_the_same_command_with_a_changed_recipe_is_another_row_marked_by_its_con
     assert rows[1].startswith(f"| `cnn_mnist` (config {new_digest}) | 99.70%")
 
 
+def test_a_setting_added_later_at_its_old_behaviour_does_not_split_a_row(tmp_path: Path) -> None:
+    """data.affine_* appeared on 2026-11-30 with the values every earlier run used implicitly."""
+    configs = {
+        "before": {"data": {"augment": "affine"}},
+        "after": {"data": {"augment": "affine", "affine_degrees": 10.0, "affine_scale": [0.9, 1.1]}},
+        "milder": {"data": {"augment": "affine", "affine_degrees": 5.0, "affine_scale": [0.9, 1.1]}},
+    }
+    for name, config in configs.items():
+        run = make_run(tmp_path / name, ["experiment=transformer_mnist"], {"test/acc": 0.992})
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, **config}))
+    before, after, milder = (results.read_run(tmp_path / name) for name in configs)
+    assert before.config_digest == after.config_digest != milder.config_digest
+    rows = [line for line in results.render([before, after, milder], []).splitlines() if line.startswith("| `")]
+    assert len(rows) == 2
+
+
+def test_a_rerun_of_a_seed_counts_once_and_is_listed_with_both_results(tmp_path: Path) -> None:
+    made = {
+        "seed0": (0, 0.990, "2026-11-30T10:00:00+00:00"),
+        "seed1": (1, 0.980, "2026-11-30T10:00:00+00:00"),
+        "seed0-again": (0, 0.994, "2026-11-30T15:00:00+00:00"),
+    }
+    for name, (seed, acc, ended) in made.items():
+        make_run(tmp_path / name, ["model=mlp", f"seed={seed}"], {"test/acc": acc, "ended_at": ended}, seed=seed)
+    runs = [results.read_run(tmp_path / name) for name in made]
+    page = results.render(runs, [])
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert len(rows) == 1 and rows[0].startswith("| `mlp` | 98.70 ± 0.99%")  # seeds 1 and (latest) 0
+    assert "| 0, 1 |" in rows[0]
+    reruns = [line for line in page.splitlines() if line.startswith("- `")]
+    assert reruns == [
+        "- `python scripts/train.py model=mlp seed=0` (mnist): 99.00% (2026-11-30 10:00, ? thr), "
+        "99.40% (2026-11-30 15:00, ? thr)"
+    ]
+    assert "Reruns" not in results.render(runs[:2], [])
+
+
 def test_keep_in_copies_each_record_and_builds_the_table_from_the_copies(tmp_path: Path) -> None:
     run = make_run(
         tmp_path / "outputs" / "recipes-x" / "cnn_mnist-seed0", ["experiment=cnn_mnist"], {"test/acc": 0.996}

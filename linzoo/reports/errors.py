@@ -168,6 +168,7 @@ def command_line_cases(p: dict[str, Path]) -> list[Case]:
         Case("float16 on CPU", "train", ["trainer.precision=16-mixed", "trainer.accelerator=cpu", *data]),
         Case("unknown precision", "train", ["trainer.precision=bf17", *data]),
         Case("batch size 0", "train", ["data.batch_size=0", *data, *fast]),
+        Case("augmentation range reversed", "train", ["data.augment=affine", "data.affine_scale=[1.1,0.9]", *data]),
         Case(
             "validation split too large",
             "train",

@@ -64,6 +64,15 @@ CONFIG_NOT_PART_OF_THE_RECIPE = (
     "data.download",
 )
 
+# Settings added after records were kept, with the values that do what every earlier run did:
+# a record that has one at this value digests like a record from before the setting existed.
+SETTINGS_ADDED_LATER = {
+    "data.affine_degrees": 10.0,  # 2026-11-30: the affine and crop ranges became settings
+    "data.affine_translate": 0.1,
+    "data.affine_scale": [0.9, 1.1],
+    "data.crop_padding": 2,
+}
+
 
 @dataclass
 class Run:
@@ -101,10 +110,14 @@ class Run:
     @property
     def config_digest(self) -> str:
         """8 hex digits of the resolved config without the seed, paths, data root and display settings
-        (the run's own output directory, wherever a value names it, counts as the same)."""
+        (the run's own output directory, wherever a value names it, counts as the same) and
+        without the :data:`SETTINGS_ADDED_LATER` that hold the value earlier runs had implicitly."""
         output_dir = str((self.config.get("paths") or {}).get("output_dir", "")) or None
         recipe = _without(self.config, CONFIG_NOT_PART_OF_THE_RECIPE, output_dir=output_dir)
         return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+_ABSENT = object()
 
 
 def _without(node: Any, dropped: tuple[str, ...], *, output_dir: str | None, prefix: str = "") -> Any:
@@ -112,7 +125,7 @@ def _without(node: Any, dropped: tuple[str, ...], *, output_dir: str | None, pre
         return {
             key: _without(value, dropped, output_dir=output_dir, prefix=f"{prefix}{key}.")
             for key, value in node.items()
-            if f"{prefix}{key}" not in dropped
+            if f"{prefix}{key}" not in dropped and SETTINGS_ADDED_LATER.get(f"{prefix}{key}", _ABSENT) != value
         }
     if isinstance(node, list):
         return [_without(value, dropped, output_dir=output_dir, prefix=prefix) for value in node]
@@ -157,8 +170,10 @@ def mean_and_spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def group_runs(runs: list[Run]) -> list[list[Run]]:
-    """Runs grouped by recipe (command line without ``seed=``, config digest) and data source, in first-seen order."""
+def group_runs(runs: list[Run], *, latest_per_seed: bool = True) -> list[list[Run]]:
+    """Runs grouped by recipe (command line without ``seed=``, config digest) and data source, in
+    first-seen order, sorted by seed. ``latest_per_seed``: of runs with the same seed (a rerun)
+    only the latest, so that no seed counts twice in a mean (:func:`rerun_lines` lists them all)."""
     groups: dict[tuple[Any, ...], list[Run]] = {}
     for run in runs:
         key = (
@@ -168,7 +183,37 @@ def group_runs(runs: list[Run]) -> list[list[Run]]:
             run.config_digest,
         )
         groups.setdefault(key, []).append(run)
+    if latest_per_seed:
+        groups = {key: list(_by_seed(group, latest=True)) for key, group in groups.items()}
     return [sorted(group, key=lambda run: str(run.seed).zfill(12)) for group in groups.values()]
+
+
+def _by_seed(group: list[Run], *, latest: bool) -> list[Any]:
+    """``latest``: the latest run of each seed; else the runs of each seed that ran more than once, oldest first."""
+    seeds: dict[str, list[Run]] = {}
+    for run in group:
+        seeds.setdefault(str(run.seed), []).append(run)
+    ordered = [sorted(same, key=lambda run: run.finished) for same in seeds.values()]
+    return [same[-1] for same in ordered] if latest else [same for same in ordered if len(same) > 1]
+
+
+def rerun_lines(runs: list[Run]) -> list[str]:
+    """One bullet per recipe and seed that ran more than once: each run's result and date (reproducibility)."""
+    lines = []
+    for group in group_runs(runs, latest_per_seed=False):
+        for same in _by_seed(group, latest=False):
+            metric = same[0].main_metric
+            label, scale, unit, _ = METRICS[metric] if metric else ("-", 1.0, "", True)
+            results = ", ".join(
+                f"{run.metrics[metric] * scale:.2f}{unit} ({run.finished.strftime('%Y-%m-%d %H:%M')}, "
+                f"{run.metrics.get('torch_threads', '?')} thr)"
+                for run in same
+                if metric in run.metrics
+            )
+            lines.append(
+                f"- `{command(same[0], seeds=[same[0].seed])}` ({same[0].metrics.get('data_source', '?')}): {results}"
+            )
+    return lines
 
 
 def table_row(group: list[Run], *, mark_config: bool = False) -> str:
@@ -241,6 +286,15 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
             "| recipe | target (test) | literature |",
             "| --- | --- | --- |",
             *(f"| `{name}` | {target} | {figure} |" for name, (target, figure) in LITERATURE.items()),
+        ]
+    reruns = rerun_lines(runs)
+    if reruns:
+        lines += [
+            "",
+            "Reruns (same command, config and seed; the table counts the latest): test result, when (UTC)",
+            "and torch threads of each run.",
+            "",
+            *reruns,
         ]
     if skipped:
         lines += ["", "Skipped (no `metrics.json`: unfinished or failed): " + ", ".join(f"`{p}`" for p in skipped)]
