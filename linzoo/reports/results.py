@@ -184,26 +184,25 @@ def group_runs(runs: list[Run], *, latest_per_seed: bool = True) -> list[list[Ru
         )
         groups.setdefault(key, []).append(run)
     if latest_per_seed:
-        groups = {key: list(_by_seed(group, latest=True)) for key, group in groups.items()}
+        groups = {key: [same[-1] for same in _runs_per_seed(group)] for key, group in groups.items()}
     return [sorted(group, key=lambda run: str(run.seed).zfill(12)) for group in groups.values()]
 
 
-def _by_seed(group: list[Run], *, latest: bool) -> list[Any]:
-    """``latest``: the latest run of each seed; else the runs of each seed that ran more than once, oldest first."""
+def _runs_per_seed(group: list[Run]) -> list[list[Run]]:
+    """The runs of ``group`` by seed, each seed's runs oldest first."""
     seeds: dict[str, list[Run]] = {}
     for run in group:
         seeds.setdefault(str(run.seed), []).append(run)
-    ordered = [sorted(same, key=lambda run: run.finished) for same in seeds.values()]
-    return [same[-1] for same in ordered] if latest else [same for same in ordered if len(same) > 1]
+    return [sorted(same, key=lambda run: run.finished) for same in seeds.values()]
 
 
 def rerun_lines(runs: list[Run]) -> list[str]:
     """One bullet per recipe and seed that ran more than once: each run's result and date (reproducibility)."""
     lines = []
     for group in group_runs(runs, latest_per_seed=False):
-        for same in _by_seed(group, latest=False):
+        for same in (same for same in _runs_per_seed(group) if len(same) > 1):
             metric = same[0].main_metric
-            label, scale, unit, _ = METRICS[metric] if metric else ("-", 1.0, "", True)
+            _, scale, unit, _ = METRICS[metric] if metric else ("-", 1.0, "", True)
             results = ", ".join(
                 f"{run.metrics[metric] * scale:.2f}{unit} ({run.finished.strftime('%Y-%m-%d %H:%M')}, "
                 f"{run.metrics.get('torch_threads', '?')} thr)"
