@@ -52,7 +52,8 @@ def command_line_key(key: str) -> str:
 
 def keyword_default(config: dict[str, Any], key: str) -> Any:
     """The default of the keyword argument that ``key`` (``"data.augment"``) sets in the
-    nearest enclosing ``_target_`` of ``config``; ``inspect.Parameter.empty`` when unknown."""
+    nearest enclosing ``_target_`` of ``config``, as a config holds it (tuples as lists);
+    ``inspect.Parameter.empty`` when unknown."""
     *path, name = key.split(".")
     while path:
         node: Any = config
@@ -65,7 +66,10 @@ def keyword_default(config: dict[str, Any], key: str) -> Any:
                 parameter = inspect.signature(target).parameters.get(name)
             except (ImportError, AttributeError, TypeError, ValueError):
                 return inspect.Parameter.empty
-            return parameter.default if parameter is not None else inspect.Parameter.empty
+            if parameter is None:
+                return inspect.Parameter.empty
+            default = parameter.default  # a tuple default is a list in a config
+            return list(default) if isinstance(default, tuple) else default
         name = f"{path.pop()}.{name}"
     return inspect.Parameter.empty
 

@@ -162,11 +162,13 @@ def test_the_same_command_with_a_changed_recipe_is_another_row_marked_by_its_con
 
 
 def test_a_setting_added_later_at_its_old_behaviour_does_not_split_a_row(tmp_path: Path) -> None:
-    """data.affine_* appeared on 2026-11-30 with the values every earlier run used implicitly."""
+    """data.affine_* appeared on 2026-11-30 with the values every earlier run used implicitly
+    (MNISTDataModule's keyword defaults)."""
+    data = {"_target_": "linzoo.data.MNISTDataModule", "augment": "affine"}
     configs = {
-        "before": {"data": {"augment": "affine"}},
-        "after": {"data": {"augment": "affine", "affine_degrees": 10.0, "affine_scale": [0.9, 1.1]}},
-        "milder": {"data": {"augment": "affine", "affine_degrees": 5.0, "affine_scale": [0.9, 1.1]}},
+        "before": {"data": data},
+        "after": {"data": {**data, "affine_degrees": 10.0, "affine_scale": [0.9, 1.1]}},
+        "milder": {"data": {**data, "affine_degrees": 5.0, "affine_scale": [0.9, 1.1]}},
     }
     for name, config in configs.items():
         run = make_run(tmp_path / name, ["experiment=transformer_mnist"], {"test/acc": 0.992})

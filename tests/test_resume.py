@@ -260,6 +260,10 @@ def test_an_option_the_checkpoint_predates_is_no_change_only_at_its_default() ->
     assert config_differences(saved, {"model": {}, "data": {**data, "augment": "affine"}, "precision": "32-true"}) == [
         ("data.augment", "<absent>", "affine")
     ]
+    # A tuple default (affine_scale=(0.9, 1.1)) is a list in the config: still its default.
+    for scale, differs in (([0.9, 1.1], False), ([0.8, 1.2], True)):
+        current = {"model": {}, "data": {**data, "affine_scale": scale}, "precision": "32-true"}
+        assert config_differences(saved, current) == ([("data.affine_scale", "<absent>", scale)] if differs else [])
 
 
 # ------------------------------------------------------------------ SIGTERM from outside

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from linzoo.reports.records import keep_record
+from linzoo.resume import keyword_default
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "results.md"  # in the repository
 
@@ -64,15 +65,6 @@ CONFIG_NOT_PART_OF_THE_RECIPE = (
     "data.download",
 )
 
-# Settings added after records were kept, with the values that do what every earlier run did:
-# a record that has one at this value digests like a record from before the setting existed.
-SETTINGS_ADDED_LATER = {
-    "data.affine_degrees": 10.0,  # 2026-11-30: the affine and crop ranges became settings
-    "data.affine_translate": 0.1,
-    "data.affine_scale": [0.9, 1.1],
-    "data.crop_padding": 2,
-}
-
 
 @dataclass
 class Run:
@@ -110,25 +102,26 @@ class Run:
     @property
     def config_digest(self) -> str:
         """8 hex digits of the resolved config without the seed, paths, data root and display settings
-        (the run's own output directory, wherever a value names it, counts as the same) and
-        without the :data:`SETTINGS_ADDED_LATER` that hold the value earlier runs had implicitly."""
+        (the run's own output directory, wherever a value names it, counts as the same) and without
+        the settings at their keyword default: a setting added to linzoo later, at the default
+        that does what earlier runs did, does not make a new recipe of an old record."""
         output_dir = str((self.config.get("paths") or {}).get("output_dir", "")) or None
-        recipe = _without(self.config, CONFIG_NOT_PART_OF_THE_RECIPE, output_dir=output_dir)
+        recipe = _without(self.config, CONFIG_NOT_PART_OF_THE_RECIPE, output_dir=output_dir, root=self.config)
         return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-_ABSENT = object()
-
-
-def _without(node: Any, dropped: tuple[str, ...], *, output_dir: str | None, prefix: str = "") -> Any:
+def _without(
+    node: Any, dropped: tuple[str, ...], *, output_dir: str | None, root: dict[str, Any], prefix: str = ""
+) -> Any:
     if isinstance(node, dict):
         return {
-            key: _without(value, dropped, output_dir=output_dir, prefix=f"{prefix}{key}.")
+            key: _without(value, dropped, output_dir=output_dir, root=root, prefix=f"{prefix}{key}.")
             for key, value in node.items()
-            if f"{prefix}{key}" not in dropped and SETTINGS_ADDED_LATER.get(f"{prefix}{key}", _ABSENT) != value
+            if f"{prefix}{key}" not in dropped
+            and (isinstance(value, dict) or value != keyword_default(root, f"{prefix}{key}"))
         }
     if isinstance(node, list):
-        return [_without(value, dropped, output_dir=output_dir, prefix=prefix) for value in node]
+        return [_without(value, dropped, output_dir=output_dir, root=root, prefix=prefix) for value in node]
     if output_dir and isinstance(node, str) and node.startswith(output_dir):
         return "<run>" + node[len(output_dir) :]
     return node
