@@ -34,6 +34,8 @@ from linzoo.errors import ConfigError
 __all__ = ["AUGMENTATIONS", "BatchAugmenter", "batch_generator", "check_ranges", "make_augmenter"]
 
 AUGMENTATIONS = ("none", "affine", "crop")
+# Default ranges (data.affine_degrees, data.affine_translate, data.affine_scale, data.crop_padding).
+DEGREES, TRANSLATE, SCALE, PADDING = 10.0, 0.1, (0.9, 1.1), 2
 
 
 def check_ranges(*, degrees: float, translate: float, scale: Sequence[float], padding: int) -> None:
@@ -60,10 +62,10 @@ class BatchAugmenter:
         self,
         kind: str,
         *,
-        degrees: float = 10.0,
-        translate: float = 0.1,
-        scale: tuple[float, float] = (0.9, 1.1),
-        padding: int = 2,
+        degrees: float = DEGREES,
+        translate: float = TRANSLATE,
+        scale: tuple[float, float] = SCALE,
+        padding: int = PADDING,
     ) -> None:
         if kind not in AUGMENTATIONS[1:]:
             raise ValueError(f"BatchAugmenter kind must be one of {list(AUGMENTATIONS[1:])}, got {kind!r}.")
@@ -125,10 +127,10 @@ class BatchAugmenter:
 def make_augmenter(
     augment: str,
     *,
-    degrees: float = 10.0,
-    translate: float = 0.1,
-    scale: Sequence[float] = (0.9, 1.1),
-    padding: int = 2,
+    degrees: float = DEGREES,
+    translate: float = TRANSLATE,
+    scale: Sequence[float] = SCALE,
+    padding: int = PADDING,
 ) -> BatchAugmenter | None:
     """The augmenter that ``data.augment=<augment>`` names, with its ranges; None for ``"none"``.
 
@@ -139,8 +141,8 @@ def make_augmenter(
             f"data.augment={augment!r} is not an augmentation; choose one of {list(AUGMENTATIONS)} "
             "(e.g. data.augment=affine)."
         )
-    check_ranges(degrees=degrees, translate=translate, scale=scale, padding=padding)
     if augment == "none":
+        check_ranges(degrees=degrees, translate=translate, scale=scale, padding=padding)  # BatchAugmenter checks its own
         return None
     return BatchAugmenter(augment, degrees=degrees, translate=translate, scale=tuple(scale), padding=padding)
 

