@@ -1,7 +1,7 @@
 # make train ARGS="model=transformer"   set up a virtualenv (once) and train
 # make test                             set up a virtualenv (once) and run the tests
 # make lint                             ruff check + ruff format --check (CI runs it before the tests)
-# VENV=<dir> puts the virtualenv elsewhere (CI caches it outside the clone).
+# The virtualenv is .venv in the clone (ignored by git); VENV=<dir> puts it elsewhere.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -13,6 +13,8 @@ STAMP := $(VENV)/.linzoo-$(shell printf '%s' "$(CURDIR)" | cat - pyproject.toml 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
+	@if { [ -e $(VENV) ] || [ -L $(VENV) ]; } && [ ! -x $(PY) ]; then \
+	  echo "$(VENV) exists but holds no virtualenv (a dangling symlink or a stray file): remove it (rm -rf $(VENV)) and rerun." >&2; exit 2; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e ".[dev]"
 	rm -f $(VENV)/.linzoo-* && touch $@
