@@ -44,3 +44,27 @@ def png_size(path: Path) -> tuple[int, int]:
         assert image.format == "PNG"
         image.load()  # a truncated file fails here
         return image.size
+
+
+def same_metric(expected: float) -> object:
+    """``pytest.approx`` for a metric that another run recomputed from the same weights on the same
+    data (eval after train, an old checkpoint on another machine, compiled against eager). Its float32
+    sums may be taken in another order (thread count, AVX2/AVX-512/AMX kernels, fusion), which moves
+    a mean by a few ulps of its value: 1 ulp is 6e-8 relative, 3e-5 absolute at 500. Hence a relative
+    tolerance of 1e-5 (~100 ulps, far below any real change), and 1e-7 absolute for values near 0."""
+    import pytest
+
+    return pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
+def requires_exact_int8() -> object:
+    """Skip where this CPU's int8 matmul saturates (x86 without AVX-512 VNNI or AMX): there
+    ``quantize=int8`` refuses to run, which test_quantize.py checks under ``ONEDNN_MAX_CPU_ISA=AVX2``."""
+    import pytest
+
+    from linzoo.quantize import int8_matmul_error
+
+    error = int8_matmul_error()
+    return pytest.mark.skipif(
+        error != 0, reason=f"this CPU's int8 matmul saturates (off by {error}): quantize=int8 refuses it here"
+    )

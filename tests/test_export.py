@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import linzoo
-from helpers import MODELS, ROOT
+from helpers import MODELS, ROOT, requires_exact_int8
 from linzoo.checkpoints import build_net
 from linzoo.export import FORMATS, TOLERANCE, export_checkpoint, export_net
 from trained import train_run
@@ -94,6 +94,7 @@ def test_every_model_exports_to_onnx(model: str, tmp_path) -> None:
     assert difference <= TOLERANCE
 
 
+@requires_exact_int8()
 def test_int8_exports_as_an_exported_program(mlp_run, tmp_path) -> None:
     result = export_checkpoint(ckpt_path=mlp_run, quantize="int8", run_dir=tmp_path)
     assert result.path.name == "model-int8.pt2" and result.max_abs_diff <= TOLERANCE
