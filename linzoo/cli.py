@@ -44,6 +44,9 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
         @functools.wraps(task)
         def task_exiting_on_user_error(cfg: DictConfig) -> Any:
+            from linzoo.console import tidy_lightning_logging  # imports Lightning: not before a command runs
+
+            tidy_lightning_logging()
             with exiting_on_user_error():
                 return task(cfg)
 

@@ -29,13 +29,14 @@ from linzoo.checkpoints import (
     read_checkpoint,
     remove_stale_temp_files,
 )
-from linzoo.console import print_config_tree
+from linzoo.console import print_config, warnings_to_log
+from linzoo.data import SampleFallbackWarning
 from linzoo.instantiation import instantiate_trainer
 from linzoo.models.summary import count_parameters
 from linzoo.resume import check_resume_config
 from linzoo.runs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
 from linzoo.tasks.base import Task
-from linzoo.validation import check_train_config, warn_unused_role_overrides
+from linzoo.validation import check_train_config, print_config_mode, warn_unused_role_overrides
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             keep_csv_log(output_dir)
             remove_stale_temp_files(output_dir / "checkpoints")
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        if cfg.get("print_config", True):
-            print_config_tree(cfg)
+        print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
+    if not worker and hasattr(datamodule, "describe"):
+        # Load the data now (Lightning's setup during fit then finds it loaded) to say up front
+        # which data this run trains on; the offline-fallback warning also goes to the job log.
+        with warnings_to_log(SampleFallbackWarning, log):
+            datamodule.setup("fit")
+        print(f"Data: {datamodule.describe()}")
     task: Task = instantiate(model_cfg)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
@@ -134,6 +140,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_metrics(output_dir, metrics)
         if status == "finished":
             print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        if hasattr(datamodule, "describe"):
+            print(f"Data: {datamodule.describe()}")
         print(f"Run directory: {output_dir}")
     if failure is not None:
         raise DivergenceError(str(failure)) from None

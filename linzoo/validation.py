@@ -35,12 +35,14 @@ __all__ = [
     "check_sample_options",
     "check_train_config",
     "eval_data_config",
+    "print_config_mode",
     "roles_used",
     "warn_unused_role_overrides",
 ]
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "64", "16", "bf16")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+PRINT_CONFIG_MODES = ("compact", "full")
 
 
 # ----------------------------------------------------------------------------- train
@@ -49,6 +51,7 @@ def check_train_config(cfg: DictConfig) -> None:
     _check_top_level(cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None})
     if cfg.get("test_ckpt", "best") not in ("best", "last"):
         raise ConfigError("test_ckpt", cfg.test_ckpt, "best or last", "test_ckpt=last")
+    print_config_mode(cfg.get("print_config", "compact"))
     _check_trainer(cfg.trainer)
     _check_optimizer(cfg.get("optimizer"))
     _check_clipping_with_fused_optimizer(cfg.trainer, cfg.get("optimizer"))
@@ -67,6 +70,23 @@ def check_train_config(cfg: DictConfig) -> None:
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, Mapping) and "_target_" in node:
                 _check_known_keys(f"{group}.{name}", node)
+
+
+def print_config_mode(value: Any) -> str:
+    """What ``print_config`` asks for: ``"compact"``, ``"full"`` or ``"off"`` (``false``).
+    ``true`` means ``"full"``, the tree it printed before there was a compact view."""
+    if value is False:
+        return "off"
+    if value is True:
+        return "full"
+    if value in PRINT_CONFIG_MODES:
+        return value
+    raise ConfigError(
+        "print_config",
+        value,
+        "compact (groups and overrides), full (the whole resolved config) or false (nothing)",
+        f"print_config={closest(str(value), PRINT_CONFIG_MODES) or 'compact'}",
+    )
 
 
 def _check_top_level(cfg: DictConfig, types: Mapping[str, Any]) -> None:

