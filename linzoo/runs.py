@@ -159,7 +159,12 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
     """Write ``metrics.json`` into ``output_dir`` as strict JSON (NaN and inf become null),
     atomically (a temp file in the same directory, then ``os.replace``)."""
     path = Path(output_dir) / "metrics.json"
-    text = json.dumps(strict_json_value(metrics), indent=2, allow_nan=False) + "\n"
+    return write_text_atomically(path, json.dumps(strict_json_value(metrics), indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``:
+    a reader sees the old file or the new one, never half of it."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temporary.write_text(text)

@@ -9,12 +9,13 @@ from typing import Any
 from lightning.pytorch.loggers import MLFlowLogger
 
 
-def mlflow_logger(*, tracking_uri: str = "file:./mlruns", **kwargs: Any) -> MLFlowLogger:
+def mlflow_logger(*, tracking_uri: str = "sqlite:///mlflow.db", **kwargs: Any) -> MLFlowLogger:
     """Lightning's ``MLFlowLogger`` (``kwargs`` are its arguments).
 
-    MLflow 3 refuses a local file store (``file:...``) unless ``MLFLOW_ALLOW_FILE_STORE``
-    is set (that store is in maintenance mode, not removed): for the default ``./mlruns``
-    it is set here. A database (``sqlite:///mlflow.db``) or a server URL needs nothing.
+    The default store is MLflow's own default, ``sqlite:///mlflow.db`` (``./mlflow.db``,
+    relative to the working directory; ``mlflow ui`` opens it with no flag). MLflow 3
+    refuses a local file store (``file:./mlruns``, in maintenance mode) unless
+    ``MLFLOW_ALLOW_FILE_STORE`` is set: for a ``file:`` URI asked for by name it is set here.
     """
     if importlib.util.find_spec("mlflow") is None:
         raise ModuleNotFoundError(

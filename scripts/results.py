@@ -1,7 +1,8 @@
-"""Build docs/results.md from finished runs: python scripts/results.py docs/runs/*/*
+"""A results table from finished runs, on stdout: python scripts/results.py outputs/train/*
 
-After a campaign: python scripts/results.py outputs/train/recipes-<stamp>/* --keep-in docs/runs
-copies each run's record into docs/runs first (then: scripts/results.py docs/runs/*/* --readme README.md)."""
+The project's page only when named: python scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md
+After a campaign: python scripts/results.py outputs/train/recipes-<stamp>/* --keep-in docs/runs --out <campaign>/results.md
+copies each run's record into docs/runs first (then the command above rebuilds the page)."""
 
 import sys
 

@@ -92,7 +92,7 @@ campaign() {
   wait
   # Keep the campaign's records in docs/runs, then rebuild both tables from every kept record.
   "$PYTHON" scripts/results.py "$CAMPAIGN"/* --keep-in docs/runs --out "$CAMPAIGN/results.md"
-  "$PYTHON" scripts/results.py docs/runs/*/* --readme README.md
+  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md
 }
 
 mkdir -p "$CAMPAIGN"

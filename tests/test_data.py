@@ -204,6 +204,43 @@ def test_fashion_mnist_from_the_debian_folder(fake_mnist_writer, monkeypatch, tm
         assert torch.equal(getattr(from_debian, f"{split}_set").labels, getattr(from_root, f"{split}_set").labels)
 
 
+@pytest.mark.parametrize(("dataset", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_gzipped_files_in_the_raw_folder_are_read(
+    fake_mnist_writer, tmp_path, no_debian_fashion, dataset, folder
+) -> None:
+    """Debian's ``*.gz`` files copied into ``<root>/<Dataset>/raw`` read like the plain ones."""
+    raw = fake_mnist_writer(tmp_path / "gz", dataset=folder, gzipped=True, seed=7)
+    assert sorted(path.suffix for path in raw.iterdir()) == [".gz"] * 4
+    fake_mnist_writer(tmp_path / "plain", dataset=folder, seed=7)
+    from_gz = make(tmp_path / "gz", dataset=dataset, source="full")
+    from_plain = make(tmp_path / "plain", dataset=dataset, source="full")
+    assert from_gz.source == dataset and from_gz.sizes == {"train": 800, "val": 200, "test": 200}
+    for split in ("train", "val", "test"):
+        assert torch.equal(getattr(from_gz, f"{split}_set").images, getattr(from_plain, f"{split}_set").images)
+        assert torch.equal(getattr(from_gz, f"{split}_set").labels, getattr(from_plain, f"{split}_set").labels)
+
+
+def test_plain_and_gzipped_files_mix_and_the_plain_one_wins(fake_mnist_writer, tmp_path) -> None:
+    raw = fake_mnist_writer(tmp_path, gzipped=True, seed=3)
+    (raw / "t10k-labels-idx1-ubyte.gz").rename(raw / "t10k-labels-idx1-ubyte.gz.kept")
+    assert not torchvision_files.has_files(tmp_path, torchvision.datasets.MNIST)
+    fake_mnist_writer(tmp_path / "plain", seed=3)
+    plain_labels = tmp_path / "plain" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    plain_labels.rename(raw / plain_labels.name)  # three .gz files and one plain one
+    (raw / "train-images-idx3-ubyte").write_bytes(b"")  # beside its .gz: the plain file is the one read
+    with pytest.raises(CorruptDataError, match=r"train-images-idx3-ubyte is truncated"):
+        make(tmp_path, source="full")
+    (raw / "train-images-idx3-ubyte").unlink()
+    assert make(tmp_path, source="full").sizes == {"train": 800, "val": 200, "test": 200}
+
+
+def test_plain_files_in_the_debian_folder_are_read(fake_mnist_writer, tmp_path) -> None:
+    folder = fake_mnist_writer(tmp_path, dataset="FashionMNIST", seed=5)  # uncompressed files
+    assert debian.has_debian_fashion_mnist(folder)
+    train, test = debian.read_debian_fashion_mnist(folder)
+    assert (len(train), len(test)) == (1000, 200)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

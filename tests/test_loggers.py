@@ -1,7 +1,10 @@
-"""Experiment trackers: a real local MLflow store, read back with the MLflow client; the
-hyperparameters and the parameter count reach every logger."""
+"""Experiment trackers: a real local MLflow store (the default sqlite:///mlflow.db), read back
+with the MLflow client and no file-store opt-out; the hyperparameters and the parameter count
+reach every logger."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import yaml
@@ -15,7 +18,10 @@ def test_csv_mlflow_and_tensorboard_get_the_params_metrics_and_pictures(
 ) -> None:
     mlflow = pytest.importorskip("mlflow")
     pytest.importorskip("tensorboard")
-    monkeypatch.chdir(tmp_path)  # the default store is ./mlruns
+    monkeypatch.chdir(tmp_path)  # the default store is ./mlflow.db
+    # MLflow 3 reads the old ./mlruns file store only with this opt-out; the default store needs none.
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = compose_train(
         [
             "model=mlp",
@@ -26,9 +32,14 @@ def test_csv_mlflow_and_tensorboard_get_the_params_metrics_and_pictures(
             "print_config=false",
         ]
     )
+    assert cfg.logger.mlflow.tracking_uri == "sqlite:///mlflow.db"  # MLflow's own default: `mlflow ui` opens it
     metrics = train(cfg)
 
-    client = mlflow.tracking.MlflowClient(tracking_uri="file:./mlruns")
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    assert (tmp_path / "mlflow.db").is_file()
+    # No file-store metadata in ./mlruns (only artifacts): else `mlflow ui` with no flag would open that instead.
+    assert not list(tmp_path.glob("mlruns/*/meta.yaml"))
+    client = mlflow.tracking.MlflowClient(tracking_uri="sqlite:///mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("linzoo").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["run_dir"] == str(tmp_path / "run")

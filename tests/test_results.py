@@ -104,6 +104,25 @@ def test_zero_runs_says_so_and_lists_the_targets(tmp_path: Path) -> None:
     assert "No finished runs yet" in text and "| `cnn_mnist` | ≥ 99.6% |" in text
 
 
+def test_without_out_the_page_goes_to_stdout_and_docs_results_md_is_left_alone(tmp_path, capsys) -> None:
+    """Summarising one's own runs must not write over the project's page: only --out names a file."""
+    page = ROOT / "docs" / "results.md"
+    before = page.read_bytes()
+    make_run(tmp_path / "mine", ["model=mlp", "optimizer.lr=0.1"], {"test/acc": 0.5})
+    try:
+        assert results.main([str(tmp_path / "mine")]) == 0
+        after = page.read_bytes()
+    finally:
+        page.write_bytes(before)  # in case it was overwritten
+    assert after == before and [p.name for p in tmp_path.iterdir()] == ["mine"]
+    captured = capsys.readouterr()
+    assert (
+        captured.out.startswith("# Results\n")
+        and "`python scripts/train.py model=mlp optimizer.lr=0.1`" in captured.out
+    )
+    assert captured.err == "stdout: 1 runs in 1 rows, 0 skipped\n"
+
+
 @pytest.mark.parametrize("values, shown", [([99.5], "99.50"), ([1.0, 2.0, 3.0], "2.00 ± 1.00")])
 def test_mean_and_spread(values: list[float], shown: str) -> None:
     assert results.mean_and_spread(values) == shown

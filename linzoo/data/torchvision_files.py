@@ -1,4 +1,5 @@
-"""MNIST-family files in torchvision's layout: ``<root>/<MNIST|FashionMNIST>/raw/*-ubyte``."""
+"""MNIST-family files in torchvision's layout: ``<root>/<MNIST|FashionMNIST>/raw/*-ubyte``,
+each file plain or gzipped (``*-ubyte.gz``, as downloaded or copied from a Debian package)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def raw_folder(root: Path, dataset_class: type[datasets.MNIST]) -> Path:
 
 
 def has_files(root: Path, dataset_class: type[datasets.MNIST]) -> bool:
-    """Whether all four uncompressed idx files are there."""
+    """Whether all four idx files are there, each plain or gzipped."""
     folder = raw_folder(root, dataset_class)
-    return all((folder / name.removesuffix(".gz")).is_file() for name, _ in dataset_class.resources)
+    return all(idx.find_idx_file(folder, name) is not None for name, _ in dataset_class.resources)
 
 
 def download(
@@ -55,13 +56,18 @@ def download(
 def read_splits(
     root: Path, dataset_class: type[datasets.MNIST], *, verify_checksums: bool = True
 ) -> tuple[ImageTensorDataset, ImageTensorDataset]:
-    """The official train and test sets from the four idx files in torchvision's layout:
-    ``uint8 [N, 1, 28, 28]`` + ``int64 [N]``. Each file is checked (:mod:`linzoo.data.idx`):
-    a damaged one raises :class:`~linzoo.data.idx.CorruptDataError` naming it."""
+    """The official train and test sets from the four idx files in torchvision's layout (each
+    plain or ``.gz``; see :func:`has_files`): ``uint8 [N, 1, 28, 28]`` + ``int64 [N]``. Each file
+    is checked (:mod:`linzoo.data.idx`): a damaged one raises
+    :class:`~linzoo.data.idx.CorruptDataError` naming it."""
     folder = raw_folder(root, dataset_class)
     splits = []
     for prefix in ("train", "t10k"):
-        images_path, labels_path = folder / f"{prefix}-images-idx3-ubyte", folder / f"{prefix}-labels-idx1-ubyte"
+        images_path, labels_path = (
+            idx.find_idx_file(folder, f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        )
+        if images_path is None or labels_path is None:
+            raise FileNotFoundError(f"{folder} lacks the {prefix} idx files (plain or .gz); see has_files().")
         images, labels = (
             idx.read_idx(path, kind=kind, dataset=dataset_class.__name__, verify_checksum=verify_checksums)
             for path, kind in ((images_path, "images"), (labels_path, "labels"))

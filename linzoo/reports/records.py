@@ -9,7 +9,7 @@ table reads plus the per-epoch log, a few kilobytes:
     <into>/<campaign>/<run>/csv/metrics.csv          the per-epoch log (the learning curves)
 
 ``<campaign>/<run>`` are the last two parts of the run's path (e.g.
-``recipes-2026-11-25_06-18-03/cnn_mnist-seed0``), so ``scripts/results.py docs/runs/*/*``
+``recipes-2026-11-25_06-18-03/cnn_mnist-seed0``), so ``scripts/results.py docs/runs/*/* --out docs/results.md``
 rebuilds the table from a fresh clone. A record that is already kept is never overwritten
 with a different one.
 """
