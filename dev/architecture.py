@@ -54,19 +54,24 @@ def modules(tree: Path) -> dict[str, Path]:
     return found
 
 
-def top_level_imports(path: Path, module: str) -> set[str]:
-    """Modules imported at import time (not inside functions or ``if TYPE_CHECKING``)."""
+def imports(path: Path, module: str, *, top_level_only: bool = True) -> set[str]:
+    """Modules that ``module`` imports: at import time only (not inside functions or
+    ``if TYPE_CHECKING``), or anywhere in the file with ``top_level_only=False``."""
     tree = ast.parse(path.read_text())
-    names: set[str] = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    body = [node for node in tree.body if not (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))]
-    for node in body:
+    if top_level_only:
+        nodes = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+    else:
+        nodes = list(ast.walk(tree))
+    names: set[str] = set()
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
@@ -79,13 +84,14 @@ def layer_of(module: str) -> str:
     return FLAT_HOMES.get(parts[1], parts[1] if parts[1] in LAYERS else "run")
 
 
-def graph(tree: Path) -> dict[str, set[str]]:
-    """Internal import edges: module -> linzoo modules it imports at import time."""
+def graph(tree: Path, *, top_level_only: bool = True) -> dict[str, set[str]]:
+    """Internal import edges: module -> linzoo modules it imports (at import time, or anywhere)."""
     mods = modules(tree)
     edges = {}
     for name, path in mods.items():
         # A submodule's own packages (their __init__) run first anyway: not an edge.
-        targets = {imp for imp in top_level_imports(path, name) if imp in mods and not name.startswith(imp)}
+        found = imports(path, name, top_level_only=top_level_only)
+        targets = {imp for imp in found if imp in mods and not name.startswith(imp)}
         edges[name] = targets
     return edges
 
@@ -139,8 +145,8 @@ def framework_importers(tree: Path) -> list[str]:
     for name, path in modules(tree).items():
         if layer_of(name) in ("run", "dev"):
             continue
-        imports = top_level_imports(path, name)
-        if any(imp.split(".")[0] in ("hydra", "omegaconf") for imp in imports):
+        found_imports = imports(path, name)
+        if any(imp.split(".")[0] in ("hydra", "omegaconf") for imp in found_imports):
             found.append(name)
     return found
 

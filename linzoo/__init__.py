@@ -34,7 +34,7 @@ def create_model(name: str, *, checkpoint_path: str | os.PathLike[str] | None = 
     """
     if checkpoint_path is None:
         return models.create_model(name, **kwargs)
-    from linzoo.checkpoints import create_model_from_checkpoint
+    from linzoo.checkpoint import create_model_from_checkpoint
 
     return create_model_from_checkpoint(name, checkpoint_path, **kwargs)
 
@@ -43,7 +43,7 @@ def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     """The trained plain net (an ``nn.Module`` in eval mode on ``device``) of ``path``:
     a checkpoint (.ckpt), a run directory (its best checkpoint, else last.ckpt) or a
     .safetensors file written by ``scripts/export.py`` (no Lightning object needed)."""
-    from linzoo.checkpoints import load as load_net
+    from linzoo.checkpoint import load as load_net
 
     return load_net(path, device=device)
 

@@ -5,8 +5,11 @@ After a campaign: python scripts/results.py outputs/train/recipes-<stamp>/* --ke
 copies each run's record into docs/runs first (then the command above rebuilds the page)."""
 
 import sys
+from pathlib import Path
 
-from linzoo.reports.results import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dev/ lives in the clone, not in the wheel
+
+from dev.reports.results import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

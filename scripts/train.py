@@ -1,6 +1,6 @@
 """Train a linzoo model: python scripts/train.py model=transformer [key=value ...]"""
 
-from linzoo.cli import train
+from linzoo.run.cli import train
 
 if __name__ == "__main__":
     train()

@@ -9,11 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from linzoo.config import register_configs
-
 # ------------------------------------------------------------------------ fake MNIST
 # The generators live in linzoo.data.synthetic (scripts/error_table.py uses them too).
 from linzoo.data.synthetic import IDX_NAMES, fake_digits, write_fake_mnist, write_idx  # noqa: E402, F401
+from linzoo.run.schemas import register_configs
 
 
 @pytest.fixture(scope="session")

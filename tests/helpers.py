@@ -62,7 +62,7 @@ def requires_exact_int8() -> object:
     ``quantize=int8`` refuses to run, which test_quantize.py checks under ``ONEDNN_MAX_CPU_ISA=AVX2``."""
     import pytest
 
-    from linzoo.quantize import int8_matmul_error
+    from linzoo.tools.quantize import int8_matmul_error
 
     error = int8_matmul_error()
     return pytest.mark.skipif(

@@ -112,7 +112,8 @@ def test_a_range_out_of_its_domain_names_the_key_and_a_fix(compose_train, overri
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from linzoo.errors import ConfigError, user_message
+    from linzoo.common.errors import ConfigError
+    from linzoo.run.errors import user_message
 
     # Checked even when the chosen augmentation does not use the range: a typo fails at once.
     with pytest.raises(InstantiationException) as raised:
@@ -207,7 +208,7 @@ def test_a_default_training_run_with_augmentation(compose_train, fake_mnist_root
     """The default callbacks' model summary sends the task's example_input_array (one tensor)
     through the batch-transfer hooks while training: augmentation must leave it alone."""
     from helpers import SHORT, data_overrides, tiny
-    from linzoo.train import train
+    from linzoo.run.train import train
 
     cfg = compose_train(
         [

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from dev.benchmarks.compare import rows
+from dev.benchmarks.reference import ReferenceLoop
+from dev.benchmarks.timing import paired_ratio
 from helpers import ROOT
-from linzoo.benchmarks.compare import rows
-from linzoo.benchmarks.reference import ReferenceLoop
-from linzoo.benchmarks.timing import paired_ratio
 
 SECTIONS = ["overhead", "linear", "data", "compile", "gpu", "generation", "augment"]
 
@@ -64,7 +64,7 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
     assert overhead["linzoo_over_bare"] == pytest.approx(
         overhead["linzoo"]["ratio_train"] / overhead["bare_lightning"]["ratio_train"]
     )
-    (row,) = rows([out])  # python -m linzoo.benchmarks.compare reads the same file
+    (row,) = rows([out])  # python -m dev.benchmarks.compare reads the same file
     assert row[0] == "bench" and row[3] == pytest.approx(overhead["linzoo_over_bare"])
     for row in results["linear"].values():
         assert row["calls_per_sample"] >= 1 and math.isfinite(row["ratio"])

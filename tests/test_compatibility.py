@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from helpers import SHORT, data_overrides, same_metric
-from linzoo.evaluate import evaluate
-from linzoo.train import train
+from linzoo.run.evaluate import evaluate
+from linzoo.run.train import train
 
 BEFORE = Path(__file__).resolve().parent / "data" / "before_issue10"
 EXPECTED = json.loads((BEFORE / "expected_test_metrics.json").read_text())

@@ -119,7 +119,7 @@ def test_the_default_transformer_job_warms_up_then_decays(compose_train) -> None
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(compose_train, experiment: str) -> None:
-    from linzoo.validation import check_train_config
+    from linzoo.run.validation import check_train_config
 
     cfg = compose_train([f"experiment={experiment}"])
     OmegaConf.to_container(cfg, resolve=True)
@@ -139,7 +139,7 @@ def test_trainer_and_debug_compose(compose_train, trainer: str, debug: str) -> N
 @pytest.mark.parametrize("logger", ["csv", "tensorboard", "[csv,tensorboard]"])
 @pytest.mark.parametrize("callbacks", ["default", "early_stopping", "none"])
 def test_logger_and_callbacks_instantiate(compose_train, tmp_path, logger: str, callbacks: str) -> None:
-    from linzoo.instantiation import instantiate_all
+    from linzoo.run.trainer import instantiate_all
 
     cfg = compose_train([f"logger={logger}", f"callbacks={callbacks}"], output_dir=tmp_path)
     assert len(instantiate_all(cfg.logger)) == logger.count(",") + 1
@@ -154,12 +154,12 @@ def test_eval_config_composes(compose_eval, tmp_path) -> None:
 
 
 def test_the_written_out_schemas_match_the_classes_signatures() -> None:
-    """Task and data schemas are written out in linzoo/config.py (no Lightning import before a
+    """Task and data schemas are written out in linzoo/run/schemas.py (no Lightning import before a
     config error); they must equal what the classes' keyword arguments give."""
     from dataclasses import fields
 
-    from linzoo.config import TASK_SCHEMAS, DataModuleConfig, schema_from_signature
     from linzoo.data import MNISTDataModule
+    from linzoo.run.schemas import TASK_SCHEMAS, DataModuleConfig, schema_from_signature
     from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
 
     classes = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from helpers import MODELS, ROOT, tiny
-from linzoo.config import register_configs
-from linzoo.console import (
+from linzoo.common.errors import ConfigError
+from linzoo.run.console import (
     DropLightningTips,
     compact_config,
     config_tree,
@@ -29,9 +29,9 @@ from linzoo.console import (
     print_config_tree,
     tidy_lightning_logging,
 )
-from linzoo.errors import ConfigError
-from linzoo.instantiation import instantiate_all
-from linzoo.validation import check_train_config, print_config_mode
+from linzoo.run.schemas import register_configs
+from linzoo.run.trainer import instantiate_all
+from linzoo.run.validation import check_train_config, print_config_mode
 
 
 def test_config_tree_shows_every_group_first_and_the_top_level_values_last(compose_train) -> None:

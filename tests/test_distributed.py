@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 
 from helpers import ROOT, SHORT, TINY
-from linzoo.train import train
+from linzoo.run.train import train
 
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 

@@ -10,8 +10,8 @@ import torch
 
 from helpers import SHORT, TINY, data_overrides
 from linzoo.callbacks.divergence import DivergenceError
-from linzoo.runs import write_metrics
-from linzoo.train import train
+from linzoo.run.run_dirs import write_metrics
+from linzoo.run.train import train
 
 
 def strict_json(text: str):

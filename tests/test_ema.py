@@ -8,10 +8,10 @@ import torch
 
 from helpers import SHORT, TINY, data_overrides, same_metric
 from linzoo.callbacks import EMA
-from linzoo.checkpoints import load_task
-from linzoo.evaluate import evaluate
-from linzoo.instantiation import instantiate_all
-from linzoo.train import train
+from linzoo.run.evaluate import evaluate
+from linzoo.run.train import train
+from linzoo.run.trainer import instantiate_all
+from linzoo.tasks.loading import load_task
 
 
 def test_callbacks_ema_adds_lightnings_weight_averaging_to_the_defaults(compose_train) -> None:

@@ -20,10 +20,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from helpers import MODELS, ROOT, TINY, data_overrides
 from linzoo import LinearSpec, create_model, make_linear
-from linzoo.checkpoints import read_checkpoint
-from linzoo.errors import ConfigError, user_message
+from linzoo.checkpoint import read_checkpoint
+from linzoo.common.errors import ConfigError
 from linzoo.models import MLP
-from linzoo.validation import (
+from linzoo.run.errors import user_message
+from linzoo.run.validation import (
     check_sample_options,
     check_train_config,
     eval_data_config,
@@ -188,7 +189,7 @@ def test_a_gpu_asked_for_without_one_is_an_error(compose_train, monkeypatch) -> 
 
 def test_an_override_for_a_role_the_model_never_builds_warns_once(caplog) -> None:
     net = MLP(hidden_dims=(8,))
-    with caplog.at_level(logging.WARNING, logger="linzoo.validation"):
+    with caplog.at_level(logging.WARNING, logger="linzoo.run.validation"):
         unused = warn_unused_role_overrides({"roles": {"attn_out": {"init": "zeros"}, "head": {"init": "zeros"}}}, net)
     assert unused == ["attn_out"]
     lines = [record.getMessage() for record in caplog.records]
@@ -311,8 +312,8 @@ def test_eval_of_a_full_mnist_checkpoint_without_the_data_stops(
     compose_train, compose_eval, fake_mnist_root, tmp_path, monkeypatch
 ) -> None:
     from helpers import SHORT
-    from linzoo.evaluate import evaluate
-    from linzoo.train import train
+    from linzoo.run.evaluate import evaluate
+    from linzoo.run.train import train
 
     run = tmp_path / "run"
     train(

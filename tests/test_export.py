@@ -11,8 +11,8 @@ import torch
 
 import linzoo
 from helpers import MODELS, ROOT, requires_exact_int8
-from linzoo.checkpoints import build_net
-from linzoo.export import FORMATS, TOLERANCE, export_checkpoint, export_net
+from linzoo.checkpoint import build_net
+from linzoo.tools.export import FORMATS, TOLERANCE, export_checkpoint, export_net
 from trained import train_run
 
 NETS = {  # tiny nets of every model, as their saved net configs

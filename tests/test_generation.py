@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers import ROOT, SHORT, data_overrides, png_size
 from linzoo.callbacks import draw_samples
 from linzoo.models import DecoderLM
-from linzoo.sampling import sample_checkpoint
+from linzoo.run.train import train
 from linzoo.tasks import LanguageModeling
-from linzoo.train import train
+from linzoo.tools.sample import sample_checkpoint
 
 TINY_LM = ["model=lm", "model.image_size=7", "model.net.seq_len=49", "model.net.dim=16", "model.net.depth=1"]
 

@@ -8,9 +8,9 @@ import torch
 import linzoo.models.lm as lm_module
 from helpers import tiny
 from linzoo.callbacks import Pictures
-from linzoo.instantiation import instantiate_all
 from linzoo.layers.kv_cache import KVCache
 from linzoo.models import DecoderLM
+from linzoo.run.trainer import instantiate_all
 
 
 def test_generation_checks_the_prompt_once_not_every_step(monkeypatch: pytest.MonkeyPatch) -> None:

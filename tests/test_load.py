@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import linzoo
-from linzoo.checkpoints import CONFIG_KEY, checkpoint_in
+from linzoo.checkpoint import CONFIG_KEY, checkpoint_in
 from linzoo.tasks import Autoencoding, Classifier
 from trained import train_run
 

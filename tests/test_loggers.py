@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers import SHORT, TINY, data_overrides
-from linzoo.train import train
+from linzoo.run.train import train
 
 
 def test_csv_mlflow_and_tensorboard_get_the_params_metrics_and_pictures(

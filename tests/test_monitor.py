@@ -61,7 +61,7 @@ def test_an_override_wins_and_takes_min_unless_it_is_the_tasks_metric() -> None:
 
 
 def test_debug_overfit_monitors_the_training_loss(compose_train, tmp_path) -> None:
-    from linzoo.instantiation import instantiate_all
+    from linzoo.run.trainer import instantiate_all
 
     cfg = compose_train(["debug=overfit"], output_dir=tmp_path)
     checkpoint = next(c for c in instantiate_all(cfg.callbacks) if isinstance(c, ModelCheckpoint))

@@ -79,7 +79,7 @@ def test_the_wheel_trains_from_any_directory_with_its_own_and_a_users_configs(tm
         "linzoo/configs/train.yaml",
         "linzoo/configs/model/transformer.yaml",
         "linzoo/configs/hparams_search/mlp_optuna.yaml",
-        "linzoo/cli.py",
+        "linzoo/run/cli.py",
     } <= names
 
     bin_dir = venv_with_this_interpreters_packages(tmp_path / "venv")
@@ -96,7 +96,7 @@ def test_the_wheel_trains_from_any_directory_with_its_own_and_a_users_configs(tm
         "# @package _global_\nmodel:\n  net:\n    hidden_dims: [12]\n"
     )
     where = subprocess.run(
-        [bin_dir / "python", "-c", "import linzoo.cli as c; print(c.__file__, c.CONFIG_PATH)"],
+        [bin_dir / "python", "-c", "import linzoo.run.cli as c; print(c.__file__, c.CONFIG_PATH)"],
         cwd=work,
         env=env,
         check=True,

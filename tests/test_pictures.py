@@ -13,11 +13,11 @@ import torch
 from helpers import SHORT, data_overrides, png_size
 from linzoo.callbacks import ConfusionMatrix
 from linzoo.callbacks.curves import curve_metric, read_epoch_metrics
+from linzoo.callbacks.image_files import fresh_path
 from linzoo.callbacks.latent_map import principal_components
-from linzoo.evaluate import evaluate
-from linzoo.image_files import fresh_path
+from linzoo.run.evaluate import evaluate
+from linzoo.run.train import train
 from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
-from linzoo.train import train
 
 TINY_MLP = ["model=mlp", "model.net.hidden_dims=[32]"]
 TINY_AE = ["model=autoencoder", "model.net.hidden_dims=[32]", "model.net.latent_dim=8"]

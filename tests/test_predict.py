@@ -15,9 +15,9 @@ from torchvision import datasets
 
 import linzoo
 from helpers import ROOT, png_size
-from linzoo.image_inputs import UnreadableImageWarning, preprocess, read_inputs
-from linzoo.predict import predict_checkpoint
 from linzoo.tasks import Autoencoding
+from linzoo.tools.image_inputs import UnreadableImageWarning, preprocess, read_inputs
+from linzoo.tools.predict import predict_checkpoint
 from trained import train_run
 
 

@@ -14,9 +14,9 @@ from torchvision import datasets
 
 import linzoo
 from helpers import ROOT, requires_exact_int8
-from linzoo.evaluate import evaluate
 from linzoo.layers.linear import FactoryLinear
-from linzoo.quantize import (
+from linzoo.run.evaluate import evaluate
+from linzoo.tools.quantize import (
     Int8MatmulUnreliable,
     check_quantize,
     float_linear_weights,
@@ -103,7 +103,7 @@ def test_int8_refused_where_the_cpu_int8_matmul_saturates() -> None:
     quantize_int8 refuses with one clear line instead of changing predictions silently."""
     code = (
         "import torch, linzoo\n"
-        "from linzoo.quantize import int8_matmul_error, quantize_int8\n"
+        "from linzoo.tools.quantize import int8_matmul_error, quantize_int8\n"
         "print(int8_matmul_error())\n"
         "quantize_int8(torch.nn.Sequential(linzoo.make_linear(8, 4, role='hidden')))\n"
     )

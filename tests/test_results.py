@@ -1,4 +1,4 @@
-"""scripts/results.py (linzoo.reports.results) on generated run directories: one row per recipe, mean ± std over seeds, commands."""
+"""scripts/results.py (dev.reports.results) on generated run directories: one row per recipe, mean ± std over seeds, commands."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dev.reports import results
 from helpers import ROOT
-from linzoo.reports import results
 
 
 def make_run(

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from helpers import SHORT, TINY, data_overrides
-from linzoo.resume import ResumeConfigError
-from linzoo.train import train
+from linzoo.run.resume import ResumeConfigError
+from linzoo.run.train import train
 
 # Dropout stays on (MLP default 0.1): the global RNG matters. Three epochs of four batches.
 EXACT = ["model=mlp", *TINY["mlp"], *SHORT, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=2"]
@@ -73,7 +73,7 @@ def uninterrupted(tmp_path_factory, fake_mnist_root) -> Path:
     from hydra import compose, initialize_config_dir
 
     from conftest import CONFIG_DIR
-    from linzoo.config import register_configs
+    from linzoo.run.schemas import register_configs
 
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
     register_configs()
@@ -205,7 +205,7 @@ def mlp_checkpoint(compose_train, fake_mnist_root, tmp_path) -> Path:
     """A file holding only the linzoo config of a tiny MLP run (all a config check reads)."""
     from omegaconf import OmegaConf
 
-    from linzoo.checkpoints import CONFIG_KEY
+    from linzoo.checkpoint import CONFIG_KEY
 
     cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root)], output_dir=tmp_path / "x")
     build = {
@@ -239,8 +239,8 @@ def test_resume_with_a_changed_config_is_refused_naming_the_keys(
 
 
 def test_resume_may_change_trainer_keys_and_where_data_is_read(mlp_checkpoint) -> None:
-    from linzoo.checkpoints import CONFIG_KEY
-    from linzoo.resume import config_differences
+    from linzoo.checkpoint import CONFIG_KEY
+    from linzoo.run.resume import config_differences
 
     saved = torch.load(mlp_checkpoint, weights_only=False)[CONFIG_KEY]
     current = {
@@ -252,7 +252,7 @@ def test_resume_may_change_trainer_keys_and_where_data_is_read(mlp_checkpoint) -
 
 
 def test_an_option_the_checkpoint_predates_is_no_change_only_at_its_default() -> None:
-    from linzoo.resume import config_differences
+    from linzoo.run.resume import config_differences
 
     data = {"_target_": "linzoo.data.MNISTDataModule", "dataset": "mnist"}
     saved = {"model": {}, "data": dict(data), "precision": "32-true", "data_source": "mnist"}

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from helpers import ROOT
-from linzoo.checkpoints import AtomicCheckpointIO, atomic_save
-from linzoo.runs import RunDirError, check_run_dir, run_status
+from linzoo.callbacks.checkpoint_io import AtomicCheckpointIO
+from linzoo.checkpoint import atomic_save
+from linzoo.run.run_dirs import RunDirError, check_run_dir, run_status
 
 
 def fake_run(run: Path, *, status: str | None) -> Path:
@@ -139,7 +140,7 @@ def test_an_interrupted_write_keeps_the_previous_checkpoint_and_leaves_no_temp_f
 
 SLOW_WRITER = """
 import sys, time, torch
-from linzoo.checkpoints import atomic_save
+from linzoo.checkpoint import atomic_save
 
 class Slow:
     def __reduce__(self):
@@ -174,7 +175,7 @@ def test_sigkill_mid_write_leaves_the_previous_checkpoint_and_the_next_save_clea
 def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directories(tmp_path, monkeypatch) -> None:
     from omegaconf import OmegaConf
 
-    from linzoo.runs import RunDirGuard
+    from linzoo.run.run_dirs import RunDirGuard
 
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)
@@ -200,7 +201,7 @@ def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directori
 
 def test_before_hydra_a_job_log_alone_is_no_run(tmp_path) -> None:
     """Under torchrun every rank's Hydra opens <job>.log while rank 0 checks the directory."""
-    from linzoo.runs import run_contents
+    from linzoo.run.run_dirs import run_contents
 
     (tmp_path / "cli.log").write_text("rank 1 started\n")
     assert run_contents(tmp_path, view="before_hydra") == []

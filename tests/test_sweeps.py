@@ -14,9 +14,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from helpers import ROOT, SHORT, TINY, data_overrides
-from linzoo.runs import write_metrics
-from linzoo.sweeps import SweepSummary
-from linzoo.train import train
+from linzoo.run.run_dirs import write_metrics
+from linzoo.run.sweeps import SweepSummary
+from linzoo.run.train import train
 
 QUICK = [
     "trainer.max_epochs=1",

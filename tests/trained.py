@@ -8,8 +8,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from helpers import ROOT, SHORT, data_overrides, tiny
-from linzoo.config import register_configs
-from linzoo.train import train
+from linzoo.run.schemas import register_configs
+from linzoo.run.train import train
 
 
 def train_run(run_dir: Path, data_root: Path, model: str, *overrides: str) -> Path:

@@ -1,6 +1,6 @@
 """What the picture drawers share: where a picture goes, how it is logged, which images, inference mode.
 
-Files themselves (fresh names, PNG grids, figures) are ``linzoo.image_files``'s.
+Files themselves (fresh names, PNG grids, figures) are ``linzoo.callbacks.image_files``'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
 from matplotlib.figure import Figure
 
-from linzoo.image_files import fresh_path
+from linzoo.callbacks.image_files import fresh_path
 
 log = logging.getLogger(__name__)
 

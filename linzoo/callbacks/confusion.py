@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from linzoo.callbacks.common import announce, log_picture, picture_path
-from linzoo.image_files import new_figure, save_figure
+from linzoo.callbacks.image_files import new_figure, save_figure
+from linzoo.common.errors import UserValueError
 from linzoo.tasks.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class ConfusionMatrix:
         misclassified_filename: str = "misclassified.png",
     ) -> None:
         if max_images < 0 or columns < 1:
-            raise ValueError(f"need max_images >= 0 and columns >= 1, got {max_images} and {columns}.")
+            raise UserValueError(f"need max_images >= 0 and columns >= 1, got {max_images} and {columns}.")
         self.max_images = max_images
         self.columns = columns
         self.matrix_filename = matrix_filename

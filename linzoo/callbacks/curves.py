@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from linzoo.callbacks.common import announce, log_picture, picture_path
-from linzoo.image_files import new_figure, save_figure
+from linzoo.callbacks.image_files import new_figure, save_figure
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ class SaveOnInterrupt(Callback):
     Lightning 2.6 already catches SIGTERM: its handler only sets a flag, the loops raise
     ``SIGTERMException`` (a ``SystemExit`` with status 0) after the batch, and the trainer
     calls ``on_exception`` of every callback. Here that hook saves a checkpoint of where
-    training is (mid-epoch too) and records the signal; ``linzoo.train`` then writes
+    training is (mid-epoch too) and records the signal; ``linzoo.run.train`` then writes
     ``metrics.json`` with ``"status": "interrupted"`` and exits with 128 + the signal number.
     SIGINT (Ctrl+C) is turned into that same deferred path: the first SIGINT during training
     re-sends SIGTERM to this process, so a batch (and the optimizer step) is never cut in

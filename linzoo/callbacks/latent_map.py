@@ -10,7 +10,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from linzoo.callbacks.common import announce, first_examples, inference, log_picture, picture_path
-from linzoo.image_files import new_figure, save_figure
+from linzoo.callbacks.image_files import new_figure, save_figure
+from linzoo.common.errors import UserValueError
 from linzoo.tasks.autoencoding import Autoencoding
 
 
@@ -52,7 +53,7 @@ class LatentMap:
         self, *, num_points: int = 2000, filename: str = "latent_map.png", width: int = 700, height: int = 600
     ) -> None:
         if num_points < 2:
-            raise ValueError(f"num_points must be >= 2, got {num_points}.")
+            raise UserValueError(f"num_points must be >= 2, got {num_points}.")
         self.num_points = num_points
         self.filename = filename
         self.width = width

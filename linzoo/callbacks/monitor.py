@@ -21,6 +21,8 @@ import lightning as L
 import torch
 from lightning.pytorch import callbacks as lightning_callbacks
 
+from linzoo.common.errors import UserValueError
+
 log = logging.getLogger(__name__)
 
 MODES = ("min", "max")
@@ -38,7 +40,7 @@ def monitored_metric(task: L.LightningModule, monitor: str | None, mode: str | N
     if mode is None:
         mode = task_mode if metric == task_metric else "min"
     if mode not in MODES:
-        raise ValueError(f"monitor mode {mode!r} for {metric!r} is not one of {MODES}; set mode=min or mode=max.")
+        raise UserValueError(f"monitor mode {mode!r} for {metric!r} is not one of {MODES}; set mode=min or mode=max.")
     return metric, mode
 
 
@@ -62,7 +64,7 @@ class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
             self._state_key = super().state_key
             if self.monitor is None:
                 if self.save_top_k not in (-1, 0, 1):
-                    raise ValueError(
+                    raise UserValueError(
                         f"callbacks.model_checkpoint.save_top_k={self.save_top_k} needs a metric, and "
                         f"{type(pl_module).__name__} declares no main_metric; set callbacks.model_checkpoint.monitor."
                     )
@@ -117,7 +119,7 @@ class EarlyStopping(lightning_callbacks.EarlyStopping):
         if not self._resolved:
             monitor, self.mode = monitored_metric(pl_module, *self._given)
             if monitor is None:
-                raise ValueError(
+                raise UserValueError(
                     f"EarlyStopping has no metric: {type(pl_module).__name__} declares no main_metric. "
                     "Set callbacks.early_stopping.monitor=<metric>."
                 )

@@ -6,7 +6,8 @@ import lightning as L
 import torch
 
 from linzoo.callbacks.common import announce, first_examples, inference, log_picture, picture_path
-from linzoo.image_files import save_image_grid
+from linzoo.callbacks.image_files import save_image_grid
+from linzoo.common.errors import UserValueError
 from linzoo.tasks.autoencoding import Autoencoding
 
 
@@ -25,7 +26,7 @@ class ReconstructionGrid:
         self, *, num_images: int = 32, nrow: int = 8, filename: str = "reconstructions.png", seed: int = 0
     ) -> None:
         if num_images < 1 or nrow < 1:
-            raise ValueError(f"num_images and nrow must be >= 1, got {num_images} and {nrow}.")
+            raise UserValueError(f"num_images and nrow must be >= 1, got {num_images} and {nrow}.")
         self.num_images = num_images
         self.nrow = nrow
         self.filename = filename

@@ -22,7 +22,7 @@ class RunSafety(Callback):
     it or not (about 40 us per callback and step on a 2-core CPU: docs/benchmarks.md), so the
     three parts, each in its own module, are reached through this one callback, which
     forwards each hook to the parts that use it (as ``Pictures`` does for the drawers).
-    ``linzoo.train`` adds it to every training run.
+    ``linzoo.run.train`` adds it to every training run.
     """
 
     def __init__(self) -> None:

@@ -8,7 +8,8 @@ import lightning as L
 import torch
 
 from linzoo.callbacks.common import announce, inference, log_picture, picture_path
-from linzoo.image_files import save_image_grid
+from linzoo.callbacks.image_files import save_image_grid
+from linzoo.common.errors import UserValueError
 from linzoo.tasks.language_modeling import LanguageModeling
 
 
@@ -29,7 +30,7 @@ def draw_samples(
     The same ``seed`` on the same device gives the same images.
     """
     if num < 1:
-        raise ValueError(f"num must be at least 1, got {num}.")
+        raise UserValueError(f"num must be at least 1, got {num}.")
     options = {
         "temperature": temperature,
         "top_k": top_k,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from linzoo.errors import ConfigError
+from linzoo.common.errors import ConfigError, UserValueError
 
 __all__ = ["AUGMENTATIONS", "BatchAugmenter", "batch_generator", "check_ranges", "make_augmenter"]
 
@@ -68,7 +68,7 @@ class BatchAugmenter:
         padding: int = PADDING,
     ) -> None:
         if kind not in AUGMENTATIONS[1:]:
-            raise ValueError(f"BatchAugmenter kind must be one of {list(AUGMENTATIONS[1:])}, got {kind!r}.")
+            raise UserValueError(f"BatchAugmenter kind must be one of {list(AUGMENTATIONS[1:])}, got {kind!r}.")
         check_ranges(degrees=degrees, translate=translate, scale=scale, padding=padding)
         self.kind = kind
         self.degrees = float(degrees)
@@ -83,7 +83,7 @@ class BatchAugmenter:
 
     def __call__(self, images: Tensor, *, generator: torch.Generator) -> Tensor:
         if images.dim() != 4:
-            raise ValueError(f"augmentation expects images [B, C, H, W], got shape {tuple(images.shape)}.")
+            raise UserValueError(f"augmentation expects images [B, C, H, W], got shape {tuple(images.shape)}.")
         if self.kind == "affine":
             return self.affine(images, generator=generator)
         return self.crop(images, generator=generator)
@@ -137,7 +137,7 @@ def make_augmenter(
     Ranges that the chosen kind does not use are still checked (a typo fails at once).
     """
     if augment not in AUGMENTATIONS:
-        raise ValueError(
+        raise UserValueError(
             f"data.augment={augment!r} is not an augmentation; choose one of {list(AUGMENTATIONS)} "
             "(e.g. data.augment=affine)."
         )

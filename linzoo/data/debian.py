@@ -8,6 +8,7 @@ from torch import Tensor
 
 from linzoo.data import idx
 from linzoo.data.tensor_dataset import ImageTensorDataset
+from linzoo.common.errors import UserFileNotFoundError
 
 __all__ = ["DEBIAN_FASHION_MNIST_DIR", "has_debian_fashion_mnist", "read_debian_fashion_mnist", "read_idx_gz"]
 
@@ -39,7 +40,7 @@ def read_debian_fashion_mnist(
     for images_name, labels_name in _FILES.values():
         images_path, labels_path = idx.find_idx_file(folder, images_name), idx.find_idx_file(folder, labels_name)
         if images_path is None or labels_path is None:
-            raise FileNotFoundError(f"{folder} lacks {images_name} or {labels_name} (.gz or plain).")
+            raise UserFileNotFoundError(f"{folder} lacks {images_name} or {labels_name} (.gz or plain).")
         images = read_idx_gz(images_path, kind="images", verify_checksum=verify_checksums)
         labels = read_idx_gz(labels_path, kind="labels", verify_checksum=verify_checksums)
         idx.check_pair(images, labels, images_path=images_path, labels_path=labels_path)

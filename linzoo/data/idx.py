@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from linzoo.common.errors import UserValueError
 
 __all__ = [
     "OFFICIAL_MD5",
@@ -75,7 +76,7 @@ class ChecksumWarning(UserWarning):
     """An image file with an official name and size whose MD5 is not the official one."""
 
 
-class CorruptDataError(ValueError):
+class CorruptDataError(UserValueError):
     """An idx file that cannot be the data it is named after; the message names file and fault."""
 
 

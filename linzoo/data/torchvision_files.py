@@ -11,6 +11,7 @@ from torchvision import datasets
 
 from linzoo.data import idx
 from linzoo.data.tensor_dataset import ImageTensorDataset
+from linzoo.common.errors import UserFileNotFoundError
 
 __all__ = ["DOWNLOAD_TIMEOUT_S", "download", "has_files", "raw_folder", "read_splits", "resolve_root"]
 
@@ -67,7 +68,7 @@ def read_splits(
             idx.find_idx_file(folder, f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
         )
         if images_path is None or labels_path is None:
-            raise FileNotFoundError(f"{folder} lacks the {prefix} idx files (plain or .gz); see has_files().")
+            raise UserFileNotFoundError(f"{folder} lacks the {prefix} idx files (plain or .gz); see has_files().")
         images, labels = (
             idx.read_idx(path, kind=kind, dataset=dataset_class.__name__, verify_checksum=verify_checksums)
             for path, kind in ((images_path, "images"), (labels_path, "labels"))

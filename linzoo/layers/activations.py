@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from linzoo.common.errors import UserValueError
+
 __all__ = ["ACTIVATIONS", "make_activation"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -17,5 +19,5 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 def make_activation(name: str) -> nn.Module:
     """A fresh activation module for ``name`` (one of :data:`ACTIVATIONS`)."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}.")
+        raise UserValueError(f"Unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}.")
     return ACTIVATIONS[name]()

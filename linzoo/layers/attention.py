@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.layers.kv_cache import KVCache
 from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
 
@@ -45,12 +46,12 @@ class Attention(nn.Module):
     ) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads != 0:
-            raise ValueError(
+            raise UserValueError(
                 f"dim={dim} must be divisible by num_heads={num_heads}; "
                 "pick num_heads that divides dim (e.g. dim=64, num_heads=4)."
             )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"Attention dropout must be in [0, 1), got {dropout}.")
+            raise UserValueError(f"Attention dropout must be in [0, 1), got {dropout}.")
         spec = as_linear_spec(linear)
         qkv_spec = spec if qkv_bias else spec.with_role("qkv", bias=False)
         self.dim = dim

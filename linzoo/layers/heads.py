@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
 from linzoo.layers.mlp import hidden_layers
 
@@ -48,7 +49,7 @@ def classification_head(in_features: int, num_classes: int, **options: Any) -> n
     """A :class:`ClassificationHead`, or ``nn.Identity()`` when ``num_classes == 0`` (a headless
     model that returns its features [B, in_features])."""
     if num_classes < 0:
-        raise ValueError(f"num_classes must be >= 0 (0: no head, the model returns features), got {num_classes}.")
+        raise UserValueError(f"num_classes must be >= 0 (0: no head, the model returns features), got {num_classes}.")
     return nn.Identity() if num_classes == 0 else ClassificationHead(in_features, num_classes, **options)
 
 
@@ -103,7 +104,7 @@ class LMHead(nn.Module):
         self.proj = make_linear(dim, vocab_size, role="lm_head", spec=linear)
         if tie_to is not None:
             if tuple(tie_to.weight.shape) != (vocab_size, dim):
-                raise ValueError(
+                raise UserValueError(
                     f"Cannot tie the LM head [vocab_size={vocab_size}, dim={dim}] to an embedding of shape "
                     f"{tuple(tie_to.weight.shape)}; the embedding must be nn.Embedding({vocab_size}, {dim})."
                 )

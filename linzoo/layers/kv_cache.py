@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from linzoo.common.errors import UserValueError
+
 __all__ = ["KVCache"]
 
 
@@ -19,7 +21,7 @@ class KVCache:
 
     def __init__(self, max_length: int | None = None) -> None:
         if max_length is not None and max_length < 1:
-            raise ValueError(f"max_length must be >= 1 or None, got {max_length}.")
+            raise UserValueError(f"max_length must be >= 1 or None, got {max_length}.")
         self.max_length = max_length
         self.keys: torch.Tensor | None = None  # [B, H, T_past, Dh] (a view of the buffer when preallocated)
         self.values: torch.Tensor | None = None

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from linzoo.checks import check_dataclass_types, check_value_type
-from linzoo.errors import ConfigError, did_you_mean
+from linzoo.common.checks import check_dataclass_types, check_value_type
+from linzoo.common.errors import ConfigError, UserTypeError, UserValueError, did_you_mean
 
 __all__ = [
     "BIAS_INITS",
@@ -157,7 +157,7 @@ class LinearSpec:
             resolved.update(init="normal", std=0.02)
             if role in RESIDUAL_ROLES:
                 if self.num_layers is None:
-                    raise ValueError(
+                    raise UserValueError(
                         f"The gpt2 policy scales '{role}' by the model depth, but the spec has "
                         "no num_layers; build it with spec.with_depth(num_layers)."
                     )
@@ -190,7 +190,7 @@ def _check_name(setting: str, value: Any, valid: Mapping[str, Any] | tuple[str, 
     else:
         shown = f"{setting}={value}"
     hint = did_you_mean(str(value), valid)
-    raise ValueError(f"{shown}: unknown {what} {value!r}; valid: {', '.join(sorted(valid))}.{hint}")
+    raise UserValueError(f"{shown}: unknown {what} {value!r}; valid: {', '.join(sorted(valid))}.{hint}")
 
 
 def as_linear_spec(spec: LinearSpec | Mapping[str, Any] | None) -> LinearSpec:
@@ -204,13 +204,13 @@ def as_linear_spec(spec: LinearSpec | Mapping[str, Any] | None) -> LinearSpec:
         unknown = sorted(set(data) - {f.name for f in fields(LinearSpec)})
         if unknown:
             valid = ", ".join(f.name for f in fields(LinearSpec))
-            raise ValueError(f"Unknown linear option(s) {unknown}; valid: {valid}.")
+            raise UserValueError(f"Unknown linear option(s) {unknown}; valid: {valid}.")
         if data.get("roles") is None:  # ``roles: null`` in a config means no overrides
             data.pop("roles", None)
         else:
             data["roles"] = {role: dict(over or {}) for role, over in data["roles"].items()}
         return LinearSpec(**data)
-    raise TypeError(f"spec must be a LinearSpec, a mapping or None, not {type(spec).__name__}.")
+    raise UserTypeError(f"spec must be a LinearSpec, a mapping or None, not {type(spec).__name__}.")
 
 
 # --- weight and bias schemes -------------------------------------------------------
@@ -426,12 +426,12 @@ def make_linear(
     """
     for name, size in (("in_features", in_features), ("out_features", out_features)):
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            raise ValueError(
+            raise UserValueError(
                 f"make_linear(role={role!r}): {name}={size}, expected an integer >= 1 (a layer of width 0 "
                 "cannot learn). Fix: give every width of the model (dim, hidden_dims, ...) a value >= 1."
             )
     if out_features % chunks != 0:
-        raise ValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
+        raise UserValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
     layer_spec = as_linear_spec(spec).for_role(role)
     if in_features is None:
         return FactoryLazyLinear(out_features, role=role, spec=layer_spec, chunks=chunks)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.layers.linear import LinearSpec, make_linear
 
 __all__ = ["PatchEmbedding", "patchify"]
@@ -36,7 +37,7 @@ class PatchEmbedding(nn.Module):
     ) -> None:
         super().__init__()
         if patch_size < 1 or image_size % patch_size != 0:
-            raise ValueError(
+            raise UserValueError(
                 f"image_size={image_size} is not divisible by patch_size={patch_size}; "
                 f"pick a patch_size that divides it (e.g. {_divisors(image_size)})."
             )

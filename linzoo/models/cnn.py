@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.layers.activations import make_activation
 from linzoo.layers.heads import HeadlessMixin, classification_head
 from linzoo.layers.linear import LinearSpec
@@ -38,14 +39,14 @@ class CNN(HeadlessMixin, nn.Module):
     ) -> None:
         super().__init__()
         if not channels:
-            raise ValueError("CNN needs at least one conv stage; set channels, e.g. channels=[32, 64].")
+            raise UserValueError("CNN needs at least one conv stage; set channels, e.g. channels=[32, 64].")
         if image_size < 2 ** len(channels):
-            raise ValueError(
+            raise UserValueError(
                 f"image_size={image_size} is too small for {len(channels)} pooling stages "
                 f"(each halves it); use at most {max(image_size.bit_length() - 1, 1)} entries in channels."
             )
         if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (so padding keeps the size), got {kernel_size}.")
+            raise UserValueError(f"kernel_size must be odd (so padding keeps the size), got {kernel_size}.")
         self.in_channels = in_channels
         self.image_size = image_size
         stages: list[nn.Module] = []

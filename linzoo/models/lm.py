@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.layers.heads import LMHead
 from linzoo.layers.kv_cache import KVCache
 from linzoo.layers.linear import LinearSpec, as_linear_spec
@@ -138,19 +139,19 @@ class DecoderLM(nn.Module):
         """
         check_tokens(prompt, vocab_size=self.vocab_size, max_length=self.seq_len, model="DecoderLM")
         if prompt.shape[1] < 1:
-            raise ValueError("generate needs a prompt of at least one token per sequence, shape [B, T0 >= 1].")
+            raise UserValueError("generate needs a prompt of at least one token per sequence, shape [B, T0 >= 1].")
         # The last new token is never fed back, so the net sees at most T0 + max_new_tokens - 1.
         if max_new_tokens < 0 or prompt.shape[1] + max_new_tokens - 1 > self.seq_len:
-            raise ValueError(
+            raise UserValueError(
                 f"prompt length {prompt.shape[1]} + max_new_tokens={max_new_tokens} - 1 must be at most "
                 f"seq_len={self.seq_len}; use fewer new tokens or a shorter prompt."
             )
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}; use top_k=1 for greedy decoding.")
+            raise UserValueError(f"temperature must be > 0, got {temperature}; use top_k=1 for greedy decoding.")
         if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1 or None, got {top_k}.")
+            raise UserValueError(f"top_k must be >= 1 or None, got {top_k}.")
         if allowed_tokens is not None and not 1 <= allowed_tokens <= self.vocab_size:
-            raise ValueError(f"allowed_tokens must be in [1, vocab_size={self.vocab_size}], got {allowed_tokens}.")
+            raise UserValueError(f"allowed_tokens must be in [1, vocab_size={self.vocab_size}], got {allowed_tokens}.")
 
         cache = self.new_cache() if use_cache else None
         tokens = prompt

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from linzoo.checks import check_net_options
-from linzoo.errors import did_you_mean
+from linzoo.common.checks import check_net_options
+from linzoo.common.errors import UserTypeError, UserValueError, did_you_mean
 
-__all__ = ["create_model", "list_models", "name_of", "register_model"]
+__all__ = ["create_model", "list_models", "name_for_target", "name_of", "register_model"]
 
 ModelClass = TypeVar("ModelClass", bound=Callable[..., nn.Module])
 
@@ -33,11 +33,11 @@ def register_model(name: str) -> Callable[[ModelClass], ModelClass]:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` with keyword arguments ``kwargs``."""
     if name not in _MODELS:
-        raise ValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.{did_you_mean(name, _MODELS)}")
+        raise UserValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.{did_you_mean(name, _MODELS)}")
     accepted = [p for p in inspect.signature(_MODELS[name]).parameters if p not in ("self", "args", "kwargs")]
     for key in kwargs:
         if key not in accepted:
-            raise TypeError(
+            raise UserTypeError(
                 f"create_model({name!r}) got an unknown option {key}={kwargs[key]!r}.{did_you_mean(key, accepted)} "
                 f"Valid options: {', '.join(accepted)}."
             )
@@ -55,4 +55,16 @@ def name_of(model_class: type) -> str:
     for name, registered in _MODELS.items():
         if registered is model_class:
             return name
-    raise ValueError(f"{model_class.__name__} is not a registered model; valid: {', '.join(list_models())}.")
+    raise UserValueError(f"{model_class.__name__} is not a registered model; valid: {', '.join(list_models())}.")
+
+
+def name_for_target(target: str) -> str:
+    """The registry name of a class path saved in a config (``"linzoo.models.MLP"`` or
+    ``"linzoo.models.mlp.MLP"`` -> ``"mlp"``), matched against the registered classes: nothing
+    is imported, so a path that names anything else is an error, never code that runs."""
+    for name, registered in _MODELS.items():
+        paths = {f"linzoo.models.{registered.__name__}", f"{registered.__module__}.{registered.__qualname__}"}
+        if target in paths:
+            return name
+    known = ", ".join(f"linzoo.models.{cls.__name__}" for cls in _MODELS.values())
+    raise UserValueError(f"_target_={target!r} is not a linzoo model; a saved net names one of: {known}.")

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.layers.heads import HeadlessMixin, classification_head
 from linzoo.layers.linear import LinearSpec, as_linear_spec
 from linzoo.layers.patch_embedding import PatchEmbedding
@@ -48,7 +49,7 @@ class VisionTransformer(HeadlessMixin, nn.Module):
     ) -> None:
         super().__init__()
         if pool not in POOLS:
-            raise ValueError(f"Unknown pool {pool!r}; valid: {', '.join(POOLS)}.")
+            raise UserValueError(f"Unknown pool {pool!r}; valid: {', '.join(POOLS)}.")
         spec = as_linear_spec(linear).with_depth(depth)
         self.in_channels = in_channels
         self.image_size = image_size

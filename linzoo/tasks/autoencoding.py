@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.tasks.base import Task
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory
 
@@ -41,9 +42,9 @@ class Autoencoding(Task):
     ) -> None:
         super().__init__(net=net, optimizer=optimizer, scheduler=scheduler, compile=compile)
         if loss not in ("bce", "mse"):
-            raise ValueError(f"Unknown autoencoder loss {loss!r}; use model.loss=bce or model.loss=mse.")
+            raise UserValueError(f"Unknown autoencoder loss {loss!r}; use model.loss=bce or model.loss=mse.")
         if noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}.")
+            raise UserValueError(f"noise_std must be >= 0, got {noise_std}.")
         self.loss_name = loss
         self.noise_std = noise_std
 

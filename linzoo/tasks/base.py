@@ -8,9 +8,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from linzoo.checkpoint.format import CONFIG_KEY
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
-
-CONFIG_KEY = "linzoo_config"
 
 
 def example_input(net: nn.Module) -> torch.Tensor | None:
@@ -60,7 +59,7 @@ class Task(L.LightningModule):
         # One dummy input, so Lightning's model summary can count FLOPs (not with compile:
         # the summary's forward pass would compile the net once more).
         self.example_input_array = None if compile else example_input(net)
-        # The config that rebuilds this task; linzoo.train sets it and it is saved in
+        # The config that rebuilds this task; linzoo.run.train sets it and it is saved in
         # every checkpoint, so eval.py needs nothing but the checkpoint.
         self.build_config: dict[str, Any] | None = None
         # Running sums of the logged values per stage, weighted by batch size (log_epoch_means).
@@ -173,7 +172,7 @@ class Task(L.LightningModule):
         them), weights loaded, in eval mode. With extra arguments (``net=...``), Lightning's own way."""
         if kwargs:
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
-        from linzoo.checkpoints import load_task_for  # the one checkpoint reader (it imports this module)
+        from linzoo.tasks.loading import load_task_for  # it imports the task classes, which import this module
 
         return load_task_for(cls, checkpoint_path, map_location=map_location)
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from linzoo.common.errors import UserValueError
 from linzoo.tasks.base import Task
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory
 
@@ -44,7 +45,7 @@ class LanguageModeling(Task):
     ) -> None:
         super().__init__(net=net, optimizer=optimizer, scheduler=scheduler, compile=compile)
         if levels < 2:
-            raise ValueError(f"levels must be at least 2 (2, 16 or 256 are usual), got {levels}.")
+            raise UserValueError(f"levels must be at least 2 (2, 16 or 256 are usual), got {levels}.")
         self.levels = levels
         self.image_size = image_size
         self.conditional = conditional
@@ -52,7 +53,7 @@ class LanguageModeling(Task):
         needed = levels + 1 + (num_classes if conditional else 0)
         vocab_size = getattr(net, "vocab_size", None)
         if vocab_size is not None and vocab_size < needed:
-            raise ValueError(
+            raise UserValueError(
                 f"The LM has vocab_size={vocab_size} but levels={levels}"
                 f"{f' with {num_classes} class tokens' if conditional else ''} needs {needed}: "
                 f"set model.net.vocab_size={needed}."
@@ -73,7 +74,7 @@ class LanguageModeling(Task):
         if not self.conditional:
             return torch.full((batch_size, 1), self.levels, dtype=torch.long, device=device)
         if labels is None:
-            raise ValueError("This LM is class-conditional: pass digit=<0..9> (or labels) to sample.")
+            raise UserValueError("This LM is class-conditional: pass digit=<0..9> (or labels) to sample.")
         return (self.levels + 1 + labels.long()).reshape(batch_size, 1).to(device)
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
@@ -113,9 +114,9 @@ class LanguageModeling(Task):
         side = self.image_size or image_size
         labels = None if digit is None else torch.full((num,), digit, dtype=torch.long)
         if digit is not None and not self.conditional:
-            raise ValueError("digit= needs a class-conditional LM: train with model.conditional=true.")
+            raise UserValueError("digit= needs a class-conditional LM: train with model.conditional=true.")
         if digit is not None and not 0 <= digit < self.num_classes:
-            raise ValueError(f"digit must be in 0..{self.num_classes - 1}, got {digit}.")
+            raise UserValueError(f"digit must be in 0..{self.num_classes - 1}, got {digit}.")
         prompt = self.start_tokens(labels, num, self.device)
         tokens = self.net.generate(
             prompt,

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from linzoo.common.errors import UserValueError
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -46,7 +48,7 @@ class WarmupCosine(torch.optim.lr_scheduler.SequentialLR):
     ) -> None:
         base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
         if len(set(base_lrs)) > 1 and min_lr_ratio:
-            raise ValueError(
+            raise UserValueError(
                 f"min_lr_ratio={min_lr_ratio} needs one base lr for every parameter group, got {base_lrs}; "
                 "CosineAnnealingLR takes a single eta_min. Use min_lr_ratio=0 or one lr."
             )

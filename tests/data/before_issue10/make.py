@@ -9,7 +9,7 @@ sys.path.insert(0, "tests")
 from conftest import _compose, write_fake_mnist
 from helpers import SHORT, data_overrides
 
-from linzoo.train import train
+from linzoo.run.train import train
 
 root = Path("/tmp/house_oldckpt/data")
 write_fake_mnist(root, dataset="MNIST", seed=0)

@@ -1,0 +1,75 @@
+"""The one atomic writer: every file linzoo writes appears whole or not at all.
+
+A file is written to a temp file in its own directory (``.<name>.<pid>.tmp``: hidden, and never
+``*.ckpt``), flushed and fsynced, then ``os.replace``d over the target, and the directory is
+fsynced: a reader sees the old file or the new one, never a part. A temp file left by SIGKILL is
+never taken for a result, and the next write into that directory removes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["atomic_save", "atomic_write", "remove_stale_temp_files", "temp_path", "write_text_atomically"]
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_path(path: Path) -> Path:
+    """Where ``path`` is written before the rename: same directory, hidden, ``.tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete temp checkpoint files that killed writers left in ``directory``; returns them."""
+    directory = Path(directory)
+    stale = sorted(directory.glob(f".*.ckpt.*{TEMP_SUFFIX}")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("Removed %d unfinished checkpoint temp file(s) from %s.", len(stale), directory)
+    return stale
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(file)`` on a temp file beside ``path``, then make it ``path`` atomically.
+
+    On any failure the temp file is removed and the previous ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temp_path(path)
+    try:
+        with open(temporary, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+    return path
+
+
+def atomic_save(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save(checkpoint, path)`` atomically (and stale checkpoint temp files removed first)."""
+    remove_stale_temp_files(Path(path).parent)
+    return atomic_write(path, lambda file: torch.save(checkpoint, file))
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """``path.write_text(text)`` atomically (UTF-8)."""
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))

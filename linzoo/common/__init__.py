@@ -1,0 +1,1 @@
+"""Shared helpers of every layer: the user errors and value checks (plain Python)."""

@@ -1,0 +1,129 @@
+"""Command-line entry points (Hydra-aware): ``scripts/*.py`` and the console scripts call these.
+
+python scripts/train.py model=transformer      train + validate + test
+python scripts/eval.py ckpt_path=...           test a checkpoint
+python scripts/sample.py ckpt_path=... num=64  draw digits from a pixel LM
+python scripts/predict.py ckpt_path=... inputs=PATH   classify / reconstruct your own images
+python scripts/export.py ckpt_path=... format=onnx    export the plain net (onnx, torchscript, .pt2, safetensors)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from linzoo.run.errors import exiting_on_user_error, reporting_user_errors
+from linzoo.run.schemas import register_configs
+
+
+def config_path() -> str:
+    """Where the configs are: the clone's ``configs/`` when this linzoo is a clone (or
+    an editable install of one), else those the wheel carries, ``pkg://linzoo.configs``."""
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / "pyproject.toml").is_file() and (clone / "configs" / "train.yaml").is_file():
+        return str(clone / "configs")
+    return "pkg://linzoo.configs"
+
+
+CONFIG_PATH = config_path()
+
+register_configs()
+
+
+def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+    """``hydra.main`` for a linzoo command (config ``configs/<config_name>.yaml``), where a user's
+    mistake (bad value, misspelled key or option, missing or corrupt file) prints one message
+    and exits 2, both when Hydra composes the config and while the command runs;
+    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead."""
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+        @functools.wraps(task)
+        def task_exiting_on_user_error(cfg: DictConfig) -> Any:
+            from linzoo.run.console import tidy_lightning_logging  # imports Lightning: not before a command runs
+
+            tidy_lightning_logging()
+            with exiting_on_user_error():
+                return task(cfg)
+
+        main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(
+            task_exiting_on_user_error
+        )
+
+        @functools.wraps(main)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with reporting_user_errors():
+                return main(*args, **kwargs)
+
+        return run
+
+    return decorate
+
+
+@command("train")
+def train(cfg: DictConfig) -> float | None:
+    """Returns the best value of the monitored metric: what sweepers optimise."""
+    from linzoo.run.train import train as run_training
+
+    return run_training(cfg)["monitor"]["best"]
+
+
+@command("eval")
+def evaluate(cfg: DictConfig) -> Any:
+    from linzoo.run.evaluate import evaluate as run_evaluation
+
+    return run_evaluation(cfg)
+
+
+@command("sample")
+def sample(cfg: DictConfig) -> None:
+    from linzoo.run.validation import check_sample_options
+    from linzoo.tools.sample import sample_checkpoint
+
+    check_sample_options(cfg)
+    path = sample_checkpoint(
+        ckpt_path=cfg.ckpt_path,
+        num=cfg.num,
+        digit=cfg.digit,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        seed=cfg.seed,
+        use_cache=cfg.use_cache,
+        device=cfg.device,
+        out=cfg.out,
+        run_dir=cfg.paths.output_dir,
+    )
+    print(f"Samples: {path}")
+
+
+@command("predict")
+def predict(cfg: DictConfig) -> None:
+    from linzoo.tools.predict import predict_checkpoint
+
+    path = predict_checkpoint(
+        ckpt_path=cfg.ckpt_path,
+        inputs=cfg.inputs,
+        run_dir=cfg.paths.output_dir,
+        invert=cfg.invert,
+        top_k=cfg.top_k,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+    )
+    print(f"Predictions: {path}")
+
+
+@command("export")
+def export(cfg: DictConfig) -> None:
+    from linzoo.tools.export import export_checkpoint
+
+    export_checkpoint(
+        ckpt_path=cfg.ckpt_path,
+        format=cfg.format,
+        out=cfg.out,
+        quantize=cfg.quantize,
+        run_dir=cfg.paths.output_dir,
+    )

@@ -1,0 +1,250 @@
+"""One clear message for every mistake a user can make, and the entry points' error reporting.
+
+A mistake in a command line or a config (a wrong type, a misspelled key or option, a value
+out of range, a missing or corrupt file) is reported as one message that names the setting,
+the value, what is expected and the fix, and the command exits with status 2; the full
+traceback only with ``HYDRA_FULL_ERROR=1``. What counts as a user's mistake is decided by the
+error's type, never by where it was raised: linzoo's :class:`~linzoo.common.errors.UserError`
+(raised on purpose, with the fix in its message), Hydra's and OmegaConf's composition errors,
+and the machine refusing a path (an ``OSError`` naming a file: a full disk, a read-only
+folder). Anything else is a bug and keeps Hydra's traceback and status 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from linzoo.common.errors import UserError, did_you_mean
+
+__all__ = [
+    "USAGE_ERROR_EXIT_CODE",
+    "exiting_on_user_error",
+    "reporting_user_errors",
+    "user_message",
+]
+
+USAGE_ERROR_EXIT_CODE = 2  # as argparse and most Unix tools use for bad usage
+
+_LINZOO_DIR = Path(__file__).resolve().parents[1]  # the linzoo package
+
+
+# ------------------------------------------------------------------- classifying errors
+def user_message(error: BaseException) -> str | None:
+    """The one-line message for an error a user caused, or None for anything else (a bug)."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        InstantiationException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(error, InstantiationException):
+        if error.__cause__ is not None:
+            return user_message(error.__cause__)
+        return _one_line(str(error))
+    if isinstance(error, MissingConfigException):
+        return _missing_option_message(error)
+    if isinstance(error, OverrideParseException):
+        return (
+            f"Cannot read the command-line override: {_one_line(str(error).split('See https')[0])}. "
+            "Fix: write key=value, lists as key=[1,2], and quote values with spaces or special "
+            "characters ('key=\"a b\"')."
+        )
+    if isinstance(error, ConfigCompositionException):
+        cause = error.__cause__
+        if isinstance(cause, OmegaConfBaseException):
+            return _omegaconf_message(cause, override=_override_of(str(error)))
+        return _one_line(str(error))
+    if isinstance(error, OmegaConfBaseException):
+        return _omegaconf_message(error)
+    if isinstance(error, UserError):
+        return _one_line(str(error))
+    if isinstance(error, OSError) and _raised_before_the_task(error):
+        return _run_dir_message(error)
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return _path_refused_message(error)
+    return None
+
+
+_PATH_FIXES = {
+    errno.ENOSPC: "free some space on that disk, or write elsewhere",
+    errno.EACCES: "choose a path you can write to",
+    errno.EPERM: "choose a path you can write to",
+    errno.EROFS: "choose a path on a writable disk",
+    errno.ENOENT: "check the path",
+}
+
+
+def _path_refused_message(error: OSError) -> str:
+    """The machine refused a path (full disk, read-only, missing): one line with the path and the cause."""
+    fix = _PATH_FIXES.get(error.errno or 0, "check the path and its permissions")
+    return f"{error.filename}: {error.strerror}. Fix: {fix}."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _raised_before_the_task(error: BaseException) -> bool:
+    """Whether Hydra raised it while preparing the run (``run_job``) before linzoo's task ran."""
+    names = []
+    tb = error.__traceback__
+    while tb is not None:
+        names.append((tb.tb_frame.f_code.co_name, tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    in_run_job = any(name == "run_job" for name, _ in names)
+    in_linzoo = any(
+        Path(filename).resolve().is_relative_to(_LINZOO_DIR) and Path(filename).name != "errors.py"
+        for _, filename in names
+    )
+    return in_run_job and not in_linzoo
+
+
+def _run_dir_message(error: OSError) -> str:
+    where = error.filename or "the run directory"
+    reason = error.strerror or type(error).__name__
+    return (
+        f"hydra.run.dir: cannot create or write the run directory {where} ({reason}). "
+        "Fix: choose a directory you can write to, e.g. hydra.run.dir=outputs/my_run."
+    )
+
+
+def _override_of(message: str) -> str | None:
+    match = re.search(r"(?:override|merging override) '?([^'\s]+=[^\n']*)", message)
+    return match.group(1) if match else None
+
+
+_TYPE_WORDS = {
+    "Integer": "an integer",
+    "int": "an integer",
+    "Float": "a number",
+    "float": "a number",
+    "bool": "true or false",
+    "Boolean": "true or false",
+    "string": "a string",
+    "String": "a string",
+}
+
+
+def _omegaconf_message(error: Any, *, override: str | None = None) -> str:
+    """Messages for OmegaConf's key, type and missing-value errors, with the closest key."""
+    from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
+
+    full_key = str(getattr(error, "full_key", "") or "")
+    key = str(getattr(error, "key", "") or "")
+    first_line = str(getattr(error, "msg", "") or str(error)).splitlines()[0]
+    if (
+        isinstance(error, ConfigKeyError)
+        or "not in struct" in first_line
+        or re.search(r"Key '.*' not in '", first_line)
+    ):
+        parent = getattr(error, "parent_node", None)
+        valid = [str(name) for name in parent.keys()] if parent is not None and hasattr(parent, "keys") else []  # noqa: SIM118
+        section = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+        prefix = f"{section}." if section else ""
+        valid_shown = ", ".join(sorted(name for name in valid if not name.startswith("_")))
+        hint = did_you_mean(key, valid, prefix=prefix)
+        where = f"in {section}" if section else "at the top level"
+        return (
+            f"Unknown setting {full_key or key} ({where}).{hint} Valid keys {where}: {valid_shown}. "
+            "Fix: correct the spelling (Hydra's '+key=value' only adds a new key, which no linzoo "
+            "code would read)."
+        )
+    if isinstance(error, MissingMandatoryValue):
+        return f"{full_key} is required but was not given. Fix: add {full_key}=... to the command."
+    if isinstance(error, ValidationError):
+        match = re.search(
+            r"Value '(.*?)' (?:of type '\w+' )?(?:could not be converted to (\w+)|is not a valid (\w+))", first_line
+        )
+        if match:
+            value, kind = match.group(1), match.group(2) or match.group(3)
+            expected = _TYPE_WORDS.get(kind, kind)
+            return f"{full_key}={value}: expected {expected}. Fix: {full_key}=<{expected}>, e.g. {_example(kind)}."
+        value = override.split("=", 1)[1] if override else "?"
+        return f"{full_key}={value}: {first_line}. Fix: give {full_key} a value of the type its default has."
+    return _one_line(str(error))
+
+
+def _example(kind: str) -> str:
+    return {"Integer": "1", "int": "1", "Float": "0.1", "float": "0.1", "bool": "true", "Boolean": "true"}.get(
+        kind, "'text'"
+    )
+
+
+def _missing_option_message(error: Any) -> str:
+    missing = str(getattr(error, "missing_cfg_file", "") or "")
+    options = [option for option in (getattr(error, "options", None) or []) if option != "schema"]
+    if "/" in missing and options:
+        group, option = missing.rsplit("/", 1)
+        return (
+            f"{group}={option}: no such option.{did_you_mean(option, options)} "
+            f"Expected one of: {', '.join(options)}. Fix: {group}=<one of those>."
+        )
+    return _one_line(str(error).split("Config search path")[0])
+
+
+# ------------------------------------------------------------------------ reporting
+def full_traceback_wanted() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+
+
+def _report(error: BaseException) -> None:
+    message = user_message(error)
+    if message is None:
+        raise error
+    sys.stderr.write(f"Error: {message}\n")
+    sys.exit(USAGE_ERROR_EXIT_CODE)
+
+
+@contextlib.contextmanager
+def exiting_on_user_error() -> Iterator[None]:
+    """Around a command's body: a user error prints one line and exits 2 (SystemExit passes
+    through Hydra's job runner, which would otherwise print its own "Error executing job" line)."""
+    try:
+        yield
+    except Exception as error:
+        if full_traceback_wanted() or user_message(error) is None:
+            raise
+        _report(error)
+
+
+@contextlib.contextmanager
+def reporting_user_errors() -> Iterator[None]:
+    """Within this block, user errors print one line and exit 2, wherever Hydra reports them.
+
+    Hydra reports composition errors (before the task function runs) and errors of the task
+    itself through ``hydra._internal.utils.run_and_report``, which prints the message or a
+    trimmed traceback and exits 1. That function is swapped for one that reports user errors
+    first and hands everything else to the original, unchanged. ``HYDRA_FULL_ERROR=1``
+    keeps Hydra's behaviour: the full traceback.
+    """
+    from hydra._internal import utils as hydra_utils
+
+    original: Callable[[Any], Any] = hydra_utils.run_and_report
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        try:
+            return func()
+        except Exception as error:
+            if full_traceback_wanted() or user_message(error) is None:
+                return original(functools.partial(_reraise, error))
+            _report(error)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
+
+
+def _reraise(error: BaseException) -> None:
+    raise error

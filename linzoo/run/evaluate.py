@@ -1,0 +1,57 @@
+"""Evaluation: rebuild a task from its checkpoint alone, then ``Trainer.test`` it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from linzoo.run.run_dirs import check_run_dir, is_launched_worker, write_metrics
+from linzoo.run.trainer import instantiate_all
+from linzoo.run.validation import check_eval_config, eval_data_config, load_eval_data
+from linzoo.tasks.loading import load_task
+from linzoo.tools.quantize import check_quantize, quantize_int8
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint ``cfg.ckpt_path`` on its own data config (``data.*`` overrides win).
+
+    Writes into a fresh run directory only (never into the training run's: linzoo/run/run_dirs.py).
+    """
+    check_eval_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    check_run_dir(output_dir, job="eval", ckpt_path=None, view="worker" if is_launched_worker() else "in_job")
+    task, build_config = load_task(cfg.ckpt_path)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    trained_source = build_config.get("data_source")
+    data_cfg = eval_data_config(build_config["data"], cfg.get("data"), trained_source=trained_source)
+    datamodule: L.LightningDataModule = instantiate(data_cfg)
+    load_eval_data(datamodule, ckpt_path=str(cfg.ckpt_path), trained_source=trained_source)
+    trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
+    quantize = check_quantize(cfg.get("quantize"))
+    if quantize:  # int8 Linears run on CPU, in float32 around them
+        quantize_int8(task.net)
+        trainer_cfg = OmegaConf.merge(trainer_cfg, {"accelerator": "cpu", "devices": 1, "precision": "32-true"})
+    trainer: L.Trainer = instantiate(
+        trainer_cfg, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False
+    )
+    results = trainer.test(task, datamodule=datamodule)
+    metrics = {
+        **{name: float(value) for name, value in results[0].items()},
+        "status": "finished",
+        "ckpt_path": str(cfg.ckpt_path),
+        "data_source": getattr(datamodule, "source", "unknown"),
+        "precision": str(trainer.precision),
+        "quantize": quantize,
+    }
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_metrics(output_dir, metrics)
+        print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        print(f"Run directory: {output_dir}")
+    return metrics
