@@ -29,6 +29,10 @@ class SaveOnInterrupt(Callback):
     calls ``on_exception`` of every callback. Here that hook saves a checkpoint of where
     training is (mid-epoch too) and records the signal; ``linzoo.run.train`` then writes
     ``metrics.json`` with ``"status": "interrupted"`` and exits with 128 + the signal number.
+    Why not Lightning's ``OnExceptionCheckpoint``: it saves on every exception (a bug or a
+    divergence too, and NaN weights with them), into a folder fixed when it is built, and its
+    ``teardown`` deletes that file after a run that ends well: named ``last.ckpt``, it would
+    delete the ModelCheckpoint's. Overriding all three leaves nothing of it.
     SIGINT (Ctrl+C) is turned into that same deferred path: the first SIGINT during training
     re-sends SIGTERM to this process, so a batch (and the optimizer step) is never cut in
     half; a second SIGINT interrupts at once, as Python does by default. A process started

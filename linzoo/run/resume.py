@@ -17,6 +17,7 @@ import inspect
 from typing import Any
 
 from linzoo.common.errors import UserValueError
+from linzoo.common.nested import flatten
 
 __all__ = ["CHANGEABLE_DATA_KEYS", "ResumeConfigError", "check_resume_config", "config_differences"]
 
@@ -32,16 +33,6 @@ COMMAND_LINE_PREFIXES = (
 
 class ResumeConfigError(UserValueError):
     """The config given for a resumed run differs from the checkpoint's in a key that matters."""
-
-
-def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b.c": value}`` for a nested dict (lists stay values)."""
-    if not isinstance(config, dict):
-        return {prefix.rstrip("."): config}
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        flat.update(flatten(value, f"{prefix}{key}."))
-    return flat
 
 
 def command_line_key(key: str) -> str:

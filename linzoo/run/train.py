@@ -30,6 +30,7 @@ from linzoo.checkpoint import (
     remove_stale_temp_files,
 )
 from linzoo.common.errors import UserValueError
+from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
 from linzoo.models.summary import count_parameters
 from linzoo.run.console import print_config, warnings_to_log
@@ -199,14 +200,8 @@ def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: 
     """Give every logger of the run the resolved config, flattened to ``group.key`` names
     (lists as their string), and the net's parameter count."""
     params: dict[str, Any] = {"num_parameters": num_parameters}
-    stack = [("", OmegaConf.to_container(cfg, resolve=True))]
-    while stack:
-        prefix, node = stack.pop()
-        for key, value in node.items():
-            if isinstance(value, dict) and value:
-                stack.append((f"{prefix}{key}.", value))
-            else:
-                params[f"{prefix}{key}"] = str(value) if isinstance(value, (list, dict)) else value
+    for key, value in flatten(OmegaConf.to_container(cfg, resolve=True)).items():
+        params[key] = str(value) if isinstance(value, (list, dict)) else value
     for logger in trainer.loggers:
         logger.log_hyperparams(params)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,8 +41,6 @@ __all__ = [
     "warn_unused_role_overrides",
 ]
 
-PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "64", "16", "bf16")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 PRINT_CONFIG_MODES = ("compact", "full")
 
 
@@ -130,23 +129,45 @@ def _check_trainer(trainer: DictConfig) -> None:
         value = trainer.get(name)
         if value is not None and (not is_number(value) or value < 0):
             raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null")
-    precision = trainer.get("precision")
-    if precision is not None and str(precision) not in PRECISIONS:
-        suggestion = closest(str(precision), PRECISIONS[:6]) or "32-true"
-        raise ConfigError(
-            "trainer.precision", precision, f"one of {', '.join(PRECISIONS[:6])}", f"trainer.precision={suggestion}"
-        )
+    _check_precision(trainer.get("precision"))
     _check_devices(trainer)
+
+
+def _check_precision(precision: Any) -> None:
+    """Lightning's own check of ``trainer.precision`` (its list grows with its versions), as one line."""
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT_STR, _convert_precision_to_unified_args
+
+    if precision is None:
+        return
+    try:
+        with warnings.catch_warnings():  # "16 is supported for historical reasons": Lightning says it again later
+            warnings.simplefilter("ignore")
+            _convert_precision_to_unified_args(precision)
+    except (ValueError, TypeError):
+        known = [name for name in typing.get_args(_PRECISION_INPUT_STR) if not name.startswith("transformer")]
+        suggestion = closest(str(precision), known) or "32-true"
+        raise ConfigError(
+            "trainer.precision", precision, f"one of {', '.join(known)}", f"trainer.precision={suggestion}"
+        ) from None
+
+
+def accelerators() -> list[str]:
+    """What ``trainer.accelerator`` accepts: Lightning's registered accelerators and its aliases."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
 
 
 def _check_devices(trainer: DictConfig) -> None:
     accelerator = str(trainer.get("accelerator", "auto"))
-    if accelerator not in ACCELERATORS:
+    if accelerator not in accelerators():
         raise ConfigError(
             "trainer.accelerator",
             accelerator,
-            f"one of {', '.join(ACCELERATORS)}",
-            f"trainer.accelerator={closest(accelerator, ACCELERATORS) or 'auto'}",
+            f"one of {', '.join(accelerators())}",
+            f"trainer.accelerator={closest(accelerator, accelerators()) or 'auto'}",
         )
     gpus = torch.cuda.device_count()
     if accelerator in ("gpu", "cuda") and gpus == 0:

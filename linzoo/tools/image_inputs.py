@@ -11,6 +11,10 @@ background. :func:`read_inputs` turns anything a user has into exactly that:
   with a warning, the rest are read);
 - a ``.pt`` / ``.npy`` tensor [H, W], [N, H, W] or [N, C, H, W], uint8 in 0..255 or float in [0, 1].
 
+Files are decoded with PIL, not ``torchvision.io.decode_image``: that reads PNG, JPEG, GIF and
+WebP but not BMP or TIFF, which predict accepts, and one decoder for all is simpler than two.
+Resizing is ``F.interpolate`` (bilinear, antialiased), the same kernel ``transforms.v2.Resize`` runs on tensors.
+
 ``invert``: ``"auto"`` inverts an image whose border is light (mean > 0.5: a dark digit drawn on
 white paper or in a paint program) to MNIST's light-on-dark; ``"true"`` inverts all, ``"false"`` none.
 """
