@@ -11,7 +11,7 @@ from torch import nn
 from linzoo.common.checks import check_net_options
 from linzoo.common.errors import UserTypeError, UserValueError, did_you_mean
 
-__all__ = ["create_model", "list_models", "name_for_target", "name_of", "register_model"]
+__all__ = ["create_model", "list_models", "model_class", "name_for_target", "name_of", "register_model"]
 
 ModelClass = TypeVar("ModelClass", bound=Callable[..., nn.Module])
 
@@ -43,6 +43,13 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             )
     check_net_options(kwargs)
     return _MODELS[name](**kwargs)
+
+
+def model_class(name: str) -> Callable[..., nn.Module]:
+    """The class registered as ``name``."""
+    if name not in _MODELS:
+        raise UserValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.{did_you_mean(name, _MODELS)}")
+    return _MODELS[name]
 
 
 def list_models() -> list[str]:

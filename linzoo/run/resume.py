@@ -12,12 +12,16 @@ stretched to the new length from the step reached), ``compile``, and the data ke
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import logging
 from typing import Any
 
+from linzoo.checkpoint import CONFIG_KEY, read_checkpoint
 from linzoo.common.errors import UserValueError
 from linzoo.common.nested import flatten
+from linzoo.tasks.loading import known_target
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CHANGEABLE_DATA_KEYS", "ResumeConfigError", "check_resume_config", "config_differences"]
 
@@ -53,11 +57,10 @@ def keyword_default(config: dict[str, Any], key: str) -> Any:
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get("_target_"), str):
-            module_name, _, attribute = node["_target_"].rpartition(".")
+            target = known_target(node["_target_"])  # looked up in linzoo's allow-lists, never imported
             try:
-                target = getattr(importlib.import_module(module_name), attribute)
-                parameter = inspect.signature(target).parameters.get(name)
-            except (ImportError, AttributeError, TypeError, ValueError):
+                parameter = inspect.signature(target).parameters.get(name) if target is not None else None
+            except (TypeError, ValueError):
                 return inspect.Parameter.empty
             if parameter is None:
                 return inspect.Parameter.empty
@@ -103,3 +106,12 @@ def check_resume_config(saved: dict[str, Any], current: dict[str, Any], *, ckpt_
         "Fix: resume with the run's own settings (drop those overrides; trainer.*, compile, data.root, "
         "data.num_workers and data.eval_batch_size may change), or start a new run without ckpt_path."
     )
+
+
+def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:
+    """Refuse to resume ``ckpt_path`` with a build config that differs from the one it was trained with."""
+    saved = read_checkpoint(ckpt_path).get(CONFIG_KEY)
+    if saved is None:
+        log.warning("%s holds no linzoo config; resuming with the config given now.", ckpt_path)
+        return
+    check_resume_config(saved, build_config, ckpt_path=ckpt_path)

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,27 +23,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.callbacks.divergence import DivergenceError
-from linzoo.callbacks.interruption import RunInterrupted
-from linzoo.checkpoint import (
-    CONFIG_KEY,
-    existing_checkpoint,
-    read_checkpoint,
-    remove_stale_temp_files,
-)
-from linzoo.common.errors import UserValueError
+from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
+from linzoo.checkpoint import existing_checkpoint, remove_stale_temp_files, write_text_atomically
 from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
 from linzoo.models.summary import count_parameters
 from linzoo.run.console import print_config, warnings_to_log
-from linzoo.run.resume import check_resume_config
+from linzoo.run.resume import check_resumable
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
 from linzoo.run.trainer import instantiate_trainer
 from linzoo.run.validation import check_train_config, print_config_mode, warn_unused_role_overrides
 from linzoo.tasks.base import Task
 
 log = logging.getLogger(__name__)
-
-CUDA_ONLY_PRECISIONS = ("16-mixed", "16", "16-true")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -52,45 +45,109 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (a ``SystemExit``, status 143 or 130) after SIGTERM/SIGINT, in both cases after
     writing ``metrics.json``.
     """
-    check_train_config(cfg)  # bad values fail here, before anything is built or written
+    plan = plan_run(cfg)  # every check, before anything is built or written
+    start_run_directory(cfg, plan)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule = build_data(cfg, announce=not plan.worker)
+    task = instantiate_task(plan.build_config)
+    trainer, interruption = instantiate_trainer(cfg)
+    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
+    outcome = fit(trainer, task, datamodule, ckpt_path=plan.ckpt_path, interruption=interruption)
+    outcome.test_metrics, outcome.tested = run_test(trainer, task, datamodule, cfg=cfg, outcome=outcome)
+    metrics = run_metrics(cfg, trainer, task, datamodule, outcome)
+    if trainer.is_global_zero:
+        report(plan.output_dir, metrics, datamodule)
+    end_as_the_run_ended(outcome, trainer)
+    return metrics
+
+
+@dataclass
+class RunPlan:
+    """What a checked training config asks for: where, resumed from what, and what rebuilds it."""
+
+    output_dir: Path
+    ckpt_path: str | None
+    worker: bool  # a distributed process other than rank 0: writes nothing
+    in_place: bool  # resuming into the run directory that holds the checkpoint
+    build_config: dict[str, Any]  # saved in every checkpoint: {"model": ..., "data": ..., "precision": ...}
+
+
+@dataclass
+class FitOutcome:
+    """How ``trainer.fit`` ended, and what the test gave."""
+
+    status: str  # finished, diverged or interrupted
+    failure: DivergenceError | None
+    fit_seconds: float
+    started: float
+    best_checkpoint: str
+    monitor: dict[str, Any]
+    interruption: SaveOnInterrupt
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    tested: str | None = None
+
+
+def plan_run(cfg: DictConfig) -> RunPlan:
+    """Check the config, the run-directory rules and a resume, and say what the run will do."""
+    check_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = existing_checkpoint(cfg.get("ckpt_path"))
     worker = is_launched_worker()
     in_place = check_run_dir(output_dir, job="train", ckpt_path=ckpt_path, view="worker" if worker else "in_job")
-    check_precision(cfg.trainer)
-    check_strategy(cfg.trainer)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     build_config = {
-        "model": model_cfg,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "precision": str(cfg.trainer.get("precision", "32-true")),
     }
     if ckpt_path is not None:
         check_resumable(ckpt_path, build_config)
-    if not worker:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if in_place:
-            keep_csv_log(output_dir)
-            remove_stale_temp_files(output_dir / "checkpoints")
-        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config)
 
+
+def start_run_directory(cfg: DictConfig, plan: RunPlan) -> None:
+    """Rank 0: the run directory with the resolved ``config.yaml``; the config on the console."""
+    if plan.worker:
+        return
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    if plan.in_place:
+        keep_csv_log(plan.output_dir)
+        remove_stale_temp_files(plan.output_dir / "checkpoints")
+    write_text_atomically(plan.output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
+
+
+def build_data(cfg: DictConfig, *, announce: bool) -> L.LightningDataModule:
+    """The data module. With ``announce``, the data is loaded now (Lightning's setup then finds
+    it loaded) to say up front which data this run trains on; the offline-fallback warning
+    also goes to the job log."""
     datamodule: L.LightningDataModule = instantiate(cfg.data)
-    if not worker and hasattr(datamodule, "describe"):
-        # Load the data now (Lightning's setup during fit then finds it loaded) to say up front
-        # which data this run trains on; the offline-fallback warning also goes to the job log.
+    if announce and hasattr(datamodule, "describe"):
         with warnings_to_log(SampleFallbackWarning, log):
             datamodule.setup("fit")
         print(f"Data: {datamodule.describe()}")
+    return datamodule
+
+
+def instantiate_task(build_config: dict[str, Any]) -> Task:
+    """The task of the model config, its net from the Linear factory, and the config it saves."""
+    model_cfg = build_config["model"]
     task: Task = instantiate(model_cfg)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
-    trainer, interruption = instantiate_trainer(cfg)
-    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
+    return task
 
-    start = time.perf_counter()
+
+def fit(
+    trainer: L.Trainer,
+    task: Task,
+    datamodule: L.LightningDataModule,
+    *,
+    ckpt_path: str | None,
+    interruption: SaveOnInterrupt,
+) -> FitOutcome:
+    """``trainer.fit``; a divergence or a SIGTERM/SIGINT ends it with that status instead of raising."""
+    started = time.perf_counter()
     status, failure = "finished", None
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -100,32 +157,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if interruption.signal_name is None:
             raise
         status = "interrupted"
-    fit_seconds = time.perf_counter() - start
-
+    fit_seconds = time.perf_counter() - started
     best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     monitor = monitor_summary(trainer, task)  # before the test replaces the trainer's metrics
-    test_metrics: dict[str, float] = {}
-    tested = None
-    if status == "finished" and cfg.get("test", True):
-        # test_ckpt=best: the best validation checkpoint; last (or no checkpoint): the weights as training left them.
-        tested = best_checkpoint if cfg.get("test_ckpt", "best") == "best" and best_checkpoint else "last"
-        results = trainer.test(task, datamodule=datamodule, ckpt_path=None if tested == "last" else tested)
-        test_metrics = {name: float(value) for name, value in results[0].items()} if results else {}
+    return FitOutcome(status, failure, fit_seconds, started, best_checkpoint, monitor, interruption)
 
+
+def run_test(
+    trainer: L.Trainer, task: Task, datamodule: L.LightningDataModule, *, cfg: DictConfig, outcome: FitOutcome
+) -> tuple[dict[str, float], str | None]:
+    """Test metrics and which weights gave them: test_ckpt=best, the best validation checkpoint;
+    last (or no checkpoint), the weights as training left them. Nothing after a failed fit."""
+    if outcome.status != "finished" or not cfg.get("test", True):
+        return {}, None
+    best = outcome.best_checkpoint
+    tested = best if cfg.get("test_ckpt", "best") == "best" and best else "last"
+    results = trainer.test(task, datamodule=datamodule, ckpt_path=None if tested == "last" else tested)
+    return ({name: float(value) for name, value in results[0].items()} if results else {}), tested
+
+
+def run_metrics(
+    cfg: DictConfig, trainer: L.Trainer, task: Task, datamodule: L.LightningDataModule, outcome: FitOutcome
+) -> dict[str, Any]:
+    """What ``metrics.json`` holds: test metrics, status, monitor, what ran where and how long."""
     metrics = {
-        **test_metrics,
-        "status": status,
-        "monitor": monitor,
+        **outcome.test_metrics,
+        "status": outcome.status,
+        "monitor": outcome.monitor,
         "model": type(task.net).__name__,
         "task": type(task).__name__,
         "data_source": getattr(datamodule, "source", "unknown"),
         "num_parameters": count_parameters(task.net),
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
-        "fit_seconds": round(fit_seconds, 3),
-        "wall_time_s": round(time.perf_counter() - start, 3),
-        "best_checkpoint": best_checkpoint,
-        "tested_weights": tested,
+        "fit_seconds": round(outcome.fit_seconds, 3),
+        "wall_time_s": round(time.perf_counter() - outcome.started, 3),
+        "best_checkpoint": outcome.best_checkpoint,
+        "tested_weights": outcome.tested,
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
         "compile": bool(cfg.get("compile", False)),
@@ -133,35 +201,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "ended_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if status == "interrupted":
-        metrics["interrupted_by"] = interruption.signal_name
-        metrics["resume_from"] = interruption.checkpoint_path
-    if failure is not None:
-        metrics["error"] = str(failure)
-    if trainer.is_global_zero:
-        write_metrics(output_dir, metrics)
-        if status == "finished":
-            print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
-        if hasattr(datamodule, "describe"):
-            print(f"Data: {datamodule.describe()}")
-        print(f"Run directory: {output_dir}")
-    if failure is not None:
-        raise DivergenceError(str(failure)) from None
-    if status == "interrupted":
+    if outcome.status == "interrupted":
+        metrics["interrupted_by"] = outcome.interruption.signal_name
+        metrics["resume_from"] = outcome.interruption.checkpoint_path
+    if outcome.failure is not None:
+        metrics["error"] = str(outcome.failure)
+    return metrics
+
+
+def report(output_dir: Path, metrics: dict[str, Any], datamodule: L.LightningDataModule) -> None:
+    """Rank 0: ``metrics.json``, and the closing summary: test metrics, data, run directory."""
+    write_metrics(output_dir, metrics)
+    if metrics["status"] == "finished":
+        print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+    if hasattr(datamodule, "describe"):
+        print(f"Data: {datamodule.describe()}")
+    print(f"Run directory: {output_dir}")
+
+
+def end_as_the_run_ended(outcome: FitOutcome, trainer: L.Trainer) -> None:
+    """Raise for a diverged or interrupted run (after metrics.json is written); return otherwise."""
+    if outcome.failure is not None:
+        raise DivergenceError(str(outcome.failure)) from None
+    if outcome.status == "interrupted":
+        interruption = outcome.interruption
         if trainer.is_global_zero:
             where = f"; resume with ckpt_path={interruption.checkpoint_path}" if interruption.checkpoint_path else ""
             print(f"Interrupted by {interruption.signal_name}{where} (same hydra.run.dir).", file=sys.stderr)
         raise RunInterrupted(interruption.exit_code)
-    return metrics
-
-
-def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:
-    """Refuse to resume with a config that differs from the checkpoint's (linzoo/run/resume.py)."""
-    saved = read_checkpoint(ckpt_path).get(CONFIG_KEY)
-    if saved is None:
-        log.warning("%s holds no linzoo config; resuming with the config given now.", ckpt_path)
-        return
-    check_resume_config(saved, build_config, ckpt_path=ckpt_path)
 
 
 def monitor_summary(trainer: L.Trainer, task: Task) -> dict[str, Any]:
@@ -183,19 +250,6 @@ def monitor_summary(trainer: L.Trainer, task: Task) -> dict[str, Any]:
     return {"metric": metric, "mode": mode, "best": best}
 
 
-def check_strategy(trainer_cfg: DictConfig) -> None:
-    """Lightning's FSDPStrategy runs on CUDA GPUs only; say so before anything is written."""
-    strategy = trainer_cfg.get("strategy")
-    target = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
-    accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if on_cpu and ("FSDP" in target or target.startswith("fsdp")):
-        raise UserValueError(
-            f"trainer=fsdp (strategy {target}) needs CUDA GPUs: Lightning's FSDPStrategy refuses "
-            f"accelerator={accelerator} without CUDA. On CPU use trainer=ddp trainer.accelerator=cpu."
-        )
-
-
 def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int) -> None:
     """Give every logger of the run the resolved config, flattened to ``group.key`` names
     (lists as their string), and the net's parameter count."""
@@ -204,15 +258,3 @@ def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: 
         params[key] = str(value) if isinstance(value, (list, dict)) else value
     for logger in trainer.loggers:
         logger.log_hyperparams(params)
-
-
-def check_precision(trainer_cfg: DictConfig) -> None:
-    """float16 mixed precision needs CUDA; say so before Lightning fails deep inside."""
-    precision = str(trainer_cfg.get("precision", "32-true"))
-    accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if on_cpu and precision in CUDA_ONLY_PRECISIONS:
-        raise UserValueError(
-            f"trainer.precision={precision} needs a CUDA GPU (float16 with gradient scaling). "
-            "On CPU use trainer.precision=bf16-mixed or trainer.precision=32-true."
-        )

@@ -26,7 +26,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.common.checks import check_net_options, check_value_type, is_int, is_number
-from linzoo.common.errors import ConfigError, UserFileNotFoundError, closest, did_you_mean
+from linzoo.common.errors import ConfigError, UserFileNotFoundError, UserValueError, closest, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def _check_trainer(trainer: DictConfig) -> None:
             raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null")
     _check_precision(trainer.get("precision"))
     _check_devices(trainer)
+    _check_cuda_only(trainer)
 
 
 def _check_precision(precision: Any) -> None:
@@ -151,6 +152,27 @@ def _check_precision(precision: Any) -> None:
         raise ConfigError(
             "trainer.precision", precision, f"one of {', '.join(known)}", f"trainer.precision={suggestion}"
         ) from None
+
+
+def _check_cuda_only(trainer: DictConfig) -> None:
+    """float16 precision and FSDP need CUDA: say so before anything is written, not deep in Lightning."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if not on_cpu:
+        return
+    precision = str(trainer.get("precision", "32-true"))
+    if precision in ("16-mixed", "16", "16-true"):
+        raise UserValueError(
+            f"trainer.precision={precision} needs a CUDA GPU (float16 with gradient scaling). "
+            "On CPU use trainer.precision=bf16-mixed or trainer.precision=32-true."
+        )
+    strategy = trainer.get("strategy")
+    target = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy or "")
+    if "FSDP" in target or target.startswith("fsdp"):
+        raise UserValueError(
+            f"trainer=fsdp (strategy {target}) needs CUDA GPUs: Lightning's FSDPStrategy refuses "
+            f"accelerator={accelerator} without CUDA. On CPU use trainer=ddp trainer.accelerator=cpu."
+        )
 
 
 def accelerators() -> list[str]:

@@ -17,13 +17,15 @@ import torch
 
 from linzoo.checkpoint import CONFIG_KEY, build_net, checkpoint_in, read_checkpoint
 from linzoo.common.errors import UserValueError
+from linzoo.data.rebuild import DATAMODULES
+from linzoo.models.registry import model_class, name_for_target
 from linzoo.tasks import optim
 from linzoo.tasks.autoencoding import Autoencoding
 from linzoo.tasks.base import Task
 from linzoo.tasks.classifier import Classifier
 from linzoo.tasks.language_modeling import LanguageModeling
 
-__all__ = ["build_task", "load_task", "load_task_for"]
+__all__ = ["build_task", "known_target", "load_task", "load_task_for"]
 
 TASKS: dict[str, type[Task]] = {
     path: task
@@ -38,6 +40,21 @@ def _optimizer_class(target: str) -> type[torch.optim.Optimizer] | None:
     module, _, name = target.rpartition(".")
     found = getattr(torch.optim, name, None) if module == "torch.optim" else None
     return found if isinstance(found, type) and issubclass(found, torch.optim.Optimizer) else None
+
+
+def known_target(target: str) -> Any:
+    """The class or function a saved ``_target_`` names, when it is one linzoo rebuilds (a task,
+    model, data module, torch optimizer or linzoo schedule), else None. Nothing is imported."""
+    if target in TASKS:
+        return TASKS[target]
+    if target in SCHEDULES:
+        return SCHEDULES[target]
+    if target in DATAMODULES:
+        return DATAMODULES[target]
+    try:
+        return model_class(name_for_target(target))
+    except UserValueError:
+        return _optimizer_class(target)
 
 
 def _factory(config: dict[str, Any] | None, *, what: str) -> Any:
