@@ -213,9 +213,12 @@ def _example(kind: str) -> str:
 
 def _missing_option_message(error: Any) -> str:
     missing = str(getattr(error, "missing_cfg_file", "") or "")
-    options = [option for option in (getattr(error, "options", None) or []) if option != "schema"]
+    options = list(getattr(error, "options", None) or [])
     if "/" in missing and options:
-        group, option = missing.rsplit("/", 1)
+        # The group Hydra searched ("data" for data=schema/datamodule, whose option has a slash).
+        searched = re.search(r"Available options in '([^']+)'", str(error))
+        group = searched.group(1) if searched and missing.startswith(f"{searched.group(1)}/") else None
+        group, option = (group, missing[len(group) + 1 :]) if group else missing.rsplit("/", 1)
         return (
             f"{group}={option}: no such option.{did_you_mean(option, options)} "
             f"Expected one of: {', '.join(options)}. Fix: {group}=<one of those>."

@@ -130,6 +130,24 @@ def test_an_unknown_group_option_lists_the_options(compose_train, override, expe
     assert message.startswith(override.split("=")[0]) and expected in message and "schema" not in message
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "linear=schema",
+            "linear=schema: no such option. Expected one of: default, gpt2, kaiming, trunc_normal, xavier.",
+        ),
+        ("data=schema/datamodule", "data=schema/datamodule: no such option. Expected one of: fashion_mnist, mnist,"),
+        ("model=schema_net_mlp", "model=schema_net_mlp: no such option."),
+    ],
+)
+def test_the_schemas_are_no_options(compose_train, override, expected) -> None:
+    """The typed schemas (linzoo/config.py) sit outside every config group: none can be chosen."""
+    message = composition_message(compose_train, [override])
+    assert message.startswith(expected) and "Fix: " in message
+    assert "schema" not in message.split("Expected one of:")[1]
+
+
 def test_an_unparsable_override_says_how_to_write_one(compose_train) -> None:
     assert "lists as key=[1,2]" in composition_message(compose_train, ["model.net.hidden_dims=[32"])
 
