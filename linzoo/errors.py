@@ -240,13 +240,19 @@ def _report(error: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def exiting_on_user_error() -> Iterator[None]:
+def exiting_on_user_error(*, cleanup: Callable[[], Any] | None = None) -> Iterator[None]:
     """Around a command's body: a user error prints one line and exits 2 (SystemExit passes
-    through Hydra's job runner, which would otherwise print its own "Error executing job" line)."""
+    through Hydra's job runner, which would otherwise print its own "Error executing job" line).
+    ``cleanup`` runs first, for user errors only (linzoo/cli.py: remove the run directory that
+    the stopped command created)."""
     try:
         yield
     except Exception as error:
-        if full_traceback_wanted() or user_message(error) is None:
+        if user_message(error) is None:
+            raise
+        if cleanup is not None:
+            cleanup()
+        if full_traceback_wanted():
             raise
         _report(error)
 

@@ -64,7 +64,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if ckpt_path is not None:
         check_resumable(ckpt_path, build_config)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
     if not worker:
+        load_data(datamodule)  # missing data stops the run here, before anything is written
         output_dir.mkdir(parents=True, exist_ok=True)
         if in_place:
             keep_csv_log(output_dir)
@@ -72,10 +76,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.get("print_config", True):
             print_config_tree(cfg)
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
     task: Task = instantiate(model_cfg)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
@@ -143,6 +144,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             print(f"Interrupted by {interruption.signal_name}{where} (same hydra.run.dir).", file=sys.stderr)
         raise RunInterrupted(interruption.exit_code)
     return metrics
+
+
+def load_data(datamodule: L.LightningDataModule) -> None:
+    """Download (when allowed) and load the data now, as ``Trainer.fit`` would (a datamodule loads
+    once), so that missing data is one clear error before the run writes anything."""
+    datamodule.prepare_data()
+    datamodule.setup("fit")
 
 
 def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:

@@ -10,6 +10,9 @@ never builds) gets one warning line.
     check_train_config(cfg)      # scripts/train.py, first thing
     check_eval_config(cfg)       # scripts/eval.py
     check_sample_options(cfg)    # scripts/sample.py
+
+From the command line they run first in :class:`CheckConfig`, a Hydra callback, before the
+run directory exists: a refused value leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,19 +20,22 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from hydra.experimental.callback import Callback
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.checks import check_net_options, check_value_type, is_int, is_number
-from linzoo.errors import ConfigError, closest, did_you_mean
+from linzoo.errors import USAGE_ERROR_EXIT_CODE, ConfigError, closest, did_you_mean, full_traceback_wanted
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CheckConfig",
     "check_eval_config",
     "load_eval_data",
     "check_sample_options",
@@ -336,3 +342,35 @@ def check_sample_options(cfg: DictConfig) -> None:
     device = str(cfg.device)
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError("device", device, "auto, cpu or cuda[:N]", "device=auto")
+
+
+# ------------------------------------------------------------------------- before Hydra writes
+CHECKS: dict[str, Callable[[DictConfig], None]] = {
+    "train": check_train_config,
+    "eval": check_eval_config,
+    "sample": check_sample_options,
+}
+
+
+class CheckConfig(Callback):
+    """Hydra callback (configs/hydra/default.yaml): the command's value checks (``CHECKS``, by
+    ``task_name``), run after Hydra composed the config and before it creates the run directory.
+
+    A bad value (``optimizer.lr=-1``, ``optimizer.lr=abc``) so prints its one line and exits 2
+    with nothing created, before Lightning is imported. Any other error is left to the command,
+    which checks again inside (for Python callers, and for sweeps, whose jobs Hydra composes
+    later). Hydra turns exceptions of callbacks into warnings, hence ``SystemExit``; with
+    ``HYDRA_FULL_ERROR=1`` the check inside the command raises instead, with its traceback.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check = CHECKS.get(str(config.get("task_name")))
+        if check is None or full_traceback_wanted():
+            return
+        try:
+            check(config)
+        except ConfigError as error:
+            sys.stderr.write(f"Error: {error}\n")
+            raise SystemExit(USAGE_ERROR_EXIT_CODE) from None
+        except Exception:
+            return  # e.g. a missing ckpt_path=???: the command reports it
