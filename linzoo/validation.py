@@ -51,15 +51,17 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 
 # ----------------------------------------------------------------------------- train
 def check_train_config(cfg: DictConfig) -> None:
-    """Every check of a training config; raises ConfigError at the first bad value."""
+    """Every check of a training config; raises ConfigError at the first bad value.
+
+    Values first, keys last: checking the keys of a ``_target_`` imports the target (Lightning's
+    Trainer and callbacks, seconds), so a bad value is reported without that wait.
+    """
     _check_top_level(cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None})
     if cfg.get("test_ckpt", "best") not in ("best", "last"):
         raise ConfigError("test_ckpt", cfg.test_ckpt, "best or last", "test_ckpt=last")
-    _check_trainer(cfg.trainer)
-    _check_optimizer(cfg.get("optimizer"))
+    _check_trainer_values(cfg.trainer)
+    _check_optimizer_values(cfg.get("optimizer"))
     _check_clipping_with_fused_optimizer(cfg.trainer, cfg.get("optimizer"))
-    if cfg.get("scheduler") is not None:
-        _check_known_keys("scheduler", cfg.scheduler)
     model = cfg.model
     check_net_options(_plain(model.net), prefix="model.net.")
     if "num_classes" in model and not (is_int(model.num_classes) and model.num_classes >= 1):
@@ -68,7 +70,12 @@ def check_train_config(cfg: DictConfig) -> None:
             model.num_classes,
             "an integer >= 1 to train a classifier (a headless net, num_classes=0, is for linzoo.create_model)",
             "model.num_classes=10",
+            number=True,
         )
+    _check_known_keys("trainer", cfg.trainer)
+    for section in ("optimizer", "scheduler"):
+        if cfg.get(section) is not None:
+            _check_known_keys(section, cfg[section])
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, Mapping) and "_target_" in node:
@@ -81,8 +88,7 @@ def _check_top_level(cfg: DictConfig, types: Mapping[str, Any]) -> None:
             check_value_type(name, cfg[name], annotation)
 
 
-def _check_trainer(trainer: DictConfig) -> None:
-    _check_known_keys("trainer", trainer)
+def _check_trainer_values(trainer: DictConfig) -> None:
     max_epochs = trainer.get("max_epochs")
     max_steps = trainer.get("max_steps", -1)
     if max_epochs is not None:
@@ -92,6 +98,7 @@ def _check_trainer(trainer: DictConfig) -> None:
                 max_epochs,
                 "an integer >= 1 (0 trains nothing; -1 means no limit, with trainer.max_steps)",
                 "trainer.max_epochs=10",
+                number=True,
             )
         if max_epochs == -1 and not (is_int(max_steps) and max_steps > 0):
             raise ConfigError(
@@ -103,7 +110,7 @@ def _check_trainer(trainer: DictConfig) -> None:
     for name in ("accumulate_grad_batches", "log_every_n_steps", "check_val_every_n_epoch"):
         value = trainer.get(name)
         if value is not None and not (is_int(value) and value >= 1):
-            raise ConfigError(f"trainer.{name}", value, "an integer >= 1", f"trainer.{name}=1")
+            raise ConfigError(f"trainer.{name}", value, "an integer >= 1", f"trainer.{name}=1", number=True)
     value = trainer.get("limit_train_batches")
     if value is not None and (not is_number(value) or value <= 0):
         raise ConfigError(
@@ -111,11 +118,12 @@ def _check_trainer(trainer: DictConfig) -> None:
             value,
             "a number > 0 (batches, or a fraction of the epoch; 0 trains nothing)",
             "trainer.limit_train_batches=null (the whole epoch)",
+            number=True,
         )
     for name in ("limit_val_batches", "limit_test_batches", "overfit_batches", "gradient_clip_val"):
         value = trainer.get(name)
         if value is not None and (not is_number(value) or value < 0):
-            raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null")
+            raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null", number=True)
     precision = trainer.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         suggestion = closest(str(precision), PRECISIONS[:6]) or "32-true"
@@ -182,22 +190,28 @@ def _check_clipping_with_fused_optimizer(trainer: DictConfig, optimizer: DictCon
         )
 
 
-def _check_optimizer(optimizer: DictConfig | None) -> None:
+def _check_optimizer_values(optimizer: DictConfig | None) -> None:
     if optimizer is None:
         return
-    _check_known_keys("optimizer", optimizer)
     lr = optimizer.get("lr")
     if lr is not None and not (is_number(lr) and lr > 0):
-        raise ConfigError("optimizer.lr", lr, "a learning rate > 0 (0 never changes the weights)", "optimizer.lr=1e-3")
+        raise ConfigError(
+            "optimizer.lr", lr, "a learning rate > 0 (0 never changes the weights)", "optimizer.lr=1e-3", number=True
+        )
     weight_decay = optimizer.get("weight_decay")
     if weight_decay is not None and not (is_number(weight_decay) and weight_decay >= 0):
-        raise ConfigError("optimizer.weight_decay", weight_decay, "a number >= 0", "optimizer.weight_decay=0.01")
+        raise ConfigError(
+            "optimizer.weight_decay", weight_decay, "a number >= 0", "optimizer.weight_decay=0.01", number=True
+        )
     betas = optimizer.get("betas")
-    if betas is not None and not (len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)):
-        raise ConfigError("optimizer.betas", list(betas), "two numbers in [0, 1)", "optimizer.betas=[0.9,0.999]")
+    if betas is not None and not (
+        OmegaConf.is_list(betas) and len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)
+    ):
+        shown = list(betas) if OmegaConf.is_list(betas) else betas
+        raise ConfigError("optimizer.betas", shown, "two numbers in [0, 1)", "optimizer.betas=[0.9,0.999]", number=True)
     momentum = optimizer.get("momentum")
     if momentum is not None and not (is_number(momentum) and 0 <= momentum < 1):
-        raise ConfigError("optimizer.momentum", momentum, "a number in [0, 1)", "optimizer.momentum=0.9")
+        raise ConfigError("optimizer.momentum", momentum, "a number in [0, 1)", "optimizer.momentum=0.9", number=True)
 
 
 def _check_known_keys(section: str, node: DictConfig) -> None:
@@ -258,7 +272,8 @@ def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.M
 # ------------------------------------------------------------------------- eval
 def check_eval_config(cfg: DictConfig) -> None:
     _check_top_level(cfg, {"seed": int | None, "ckpt_path": str})
-    _check_trainer(cfg.trainer)
+    _check_trainer_values(cfg.trainer)
+    _check_known_keys("trainer", cfg.trainer)
 
 
 def eval_data_config(
