@@ -18,7 +18,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "closest",
     "did_you_mean",
     "exiting_on_user_error",
+    "not_a_number",
     "reporting_user_errors",
     "user_message",
 ]
@@ -38,14 +39,40 @@ _LINZOO_DIR = Path(__file__).resolve().parent
 
 
 class ConfigError(ValueError):
-    """A setting whose value cannot work: ``<setting>=<value>: expected <what>. Fix: <fix>.``"""
+    """A setting whose value cannot work: ``<setting>=<value>: expected <what>. Fix: <fix>.``
 
-    def __init__(self, setting: str, value: Any, expected: str, fix: str | None = None) -> None:
+    ``number=True`` for a setting that takes a number (or a list of numbers): a value that is
+    none says so first, ``optimizer.lr=abc: not a number; expected a learning rate > 0. ...``.
+    """
+
+    def __init__(
+        self, setting: str, value: Any, expected: str, fix: str | None = None, *, number: bool = False
+    ) -> None:
         self.setting, self.value, self.expected, self.fix = setting, value, expected, fix
-        message = f"{setting}={format_value(value)}: expected {expected}."
+        problem = not_a_number(value) if number else None
+        message = f"{setting}={format_value(value)}: {_problem_and_expected(problem, expected)}."
         if fix:
             message += f" Fix: {fix.rstrip('.')}."
         super().__init__(message)
+
+
+def _problem_and_expected(problem: str | None, expected: str) -> str:
+    """``expected <what>``, after ``<problem>; `` when there is one (``not a number`` alone for ``a number``)."""
+    if problem is None:
+        return f"expected {expected}"
+    return problem if expected == "a number" else f"{problem}; expected {expected}"
+
+
+def not_a_number(value: Any) -> str | None:
+    """``"not a number"`` (``"not a list of numbers"`` for a list holding another value) when
+    ``value`` is no number (bools and numeric strings are none), else None."""
+
+    def is_number(item: Any) -> bool:
+        return isinstance(item, (int, float)) and not isinstance(item, bool)
+
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return None if all(is_number(item) for item in value) else "not a list of numbers"
+    return None if is_number(value) else "not a number"
 
 
 def format_value(value: Any) -> str:
@@ -199,10 +226,25 @@ def _omegaconf_message(error: Any, *, override: str | None = None) -> str:
         if match:
             value, kind = match.group(1), match.group(2) or match.group(3)
             expected = _TYPE_WORDS.get(kind, kind)
-            return f"{full_key}={value}: expected {expected}. Fix: {full_key}=<{expected}>, e.g. {_example(kind)}."
+            problem = "not a number" if kind in _NUMBER_TYPES and not _reads_as_number(value) else None
+            return (
+                f"{full_key}={value}: {_problem_and_expected(problem, expected)}. "
+                f"Fix: {full_key}=<{expected}>, e.g. {_example(kind)}."
+            )
         value = override.split("=", 1)[1] if override else "?"
         return f"{full_key}={value}: {first_line}. Fix: give {full_key} a value of the type its default has."
     return _one_line(str(error))
+
+
+_NUMBER_TYPES = ("Integer", "int", "Float", "float")
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _example(kind: str) -> str:
@@ -213,9 +255,12 @@ def _example(kind: str) -> str:
 
 def _missing_option_message(error: Any) -> str:
     missing = str(getattr(error, "missing_cfg_file", "") or "")
-    options = [option for option in (getattr(error, "options", None) or []) if option != "schema"]
+    options = list(getattr(error, "options", None) or [])
     if "/" in missing and options:
-        group, option = missing.rsplit("/", 1)
+        # The group Hydra searched ("data" for data=schema/datamodule, whose option has a slash).
+        searched = re.search(r"Available options in '([^']+)'", str(error))
+        group = searched.group(1) if searched and missing.startswith(f"{searched.group(1)}/") else None
+        group, option = (group, missing[len(group) + 1 :]) if group else missing.rsplit("/", 1)
         return (
             f"{group}={option}: no such option.{did_you_mean(option, options)} "
             f"Expected one of: {', '.join(options)}. Fix: {group}=<one of those>."
@@ -237,13 +282,19 @@ def _report(error: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def exiting_on_user_error() -> Iterator[None]:
+def exiting_on_user_error(*, cleanup: Callable[[], Any] | None = None) -> Iterator[None]:
     """Around a command's body: a user error prints one line and exits 2 (SystemExit passes
-    through Hydra's job runner, which would otherwise print its own "Error executing job" line)."""
+    through Hydra's job runner, which would otherwise print its own "Error executing job" line).
+    ``cleanup`` runs first, for user errors only (linzoo/cli.py: remove the run directory that
+    the stopped command created)."""
     try:
         yield
     except Exception as error:
-        if full_traceback_wanted() or user_message(error) is None:
+        if user_message(error) is None:
+            raise
+        if cleanup is not None:
+            cleanup()
+        if full_traceback_wanted():
             raise
         _report(error)
 

@@ -66,22 +66,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path is not None:
         check_resumable(ckpt_path, build_config)
     if not worker:
+        print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    if not worker:
+        # Missing data stops the run here, before anything is written; the offline-fallback
+        # warning also goes to the job log, and the Data: line below says which data this is.
+        with warnings_to_log(SampleFallbackWarning, log):
+            load_data(datamodule)
         output_dir.mkdir(parents=True, exist_ok=True)
         if in_place:
             keep_csv_log(output_dir)
             remove_stale_temp_files(output_dir / "checkpoints")
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+        if hasattr(datamodule, "describe"):
+            print(f"Data: {datamodule.describe()}")
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
-    if not worker and hasattr(datamodule, "describe"):
-        # Load the data now (Lightning's setup during fit then finds it loaded) to say up front
-        # which data this run trains on; the offline-fallback warning also goes to the job log.
-        with warnings_to_log(SampleFallbackWarning, log):
-            datamodule.setup("fit")
-        print(f"Data: {datamodule.describe()}")
     task: Task = instantiate(model_cfg)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
@@ -151,6 +152,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             print(f"Interrupted by {interruption.signal_name}{where} (same hydra.run.dir).", file=sys.stderr)
         raise RunInterrupted(interruption.exit_code)
     return metrics
+
+
+def load_data(datamodule: L.LightningDataModule) -> None:
+    """Download (when allowed) and load the data now, as ``Trainer.fit`` would (a datamodule loads
+    once), so that missing data is one clear error before the run writes anything."""
+    datamodule.prepare_data()
+    datamodule.setup("fit")
 
 
 def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:
