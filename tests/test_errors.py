@@ -67,12 +67,12 @@ def composition_message(compose_train, overrides: list[str]) -> str:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("data.batch_size=abc", "data.batch_size=abc: expected an integer"),
+        ("data.batch_size=abc", "data.batch_size=abc: not a number; expected an integer"),
         ("linear.bias=maybe", "linear.bias=maybe: expected true or false"),
-        ("linear.std=wide", "linear.std=wide: expected a number"),
+        ("linear.std=wide", "linear.std=wide: not a number. Fix: linear.std=<a number>"),
         ("linear.roles.head.bias=maybe", "linear.roles.head.bias=maybe: expected true or false"),
-        ("model.net.dropout=high", "model.net.dropout=high: expected a number"),
-        ("model.net.hidden_dims=[64,wide]", "model.net.hidden_dims[1]=wide: expected an integer"),
+        ("model.net.dropout=high", "model.net.dropout=high: not a number."),
+        ("model.net.hidden_dims=[64,wide]", "model.net.hidden_dims[1]=wide: not a number; expected an integer"),
         ("data.on_device=fast", "data.on_device=fast: expected true or false"),
     ],
 )
@@ -87,7 +87,7 @@ def test_every_model_config_types_its_net_options(composed, model: str) -> None:
         key for key, value in cfg.model.net.items() if isinstance(value, int) and not isinstance(value, bool)
     )
     for key, value, expected in (
-        (int_option, "many", f"model.net.{int_option}=many: expected an integer"),
+        (int_option, "many", f"model.net.{int_option}=many: not a number; expected an integer"),
         (f"{int_option}x", 1, f"Did you mean model.net.{int_option}?"),
     ):
         with pytest.raises(OmegaConfBaseException) as error:
@@ -131,6 +131,24 @@ def test_an_unknown_group_option_lists_the_options(compose_train, override, expe
     assert message.startswith(override.split("=")[0]) and expected in message and "schema" not in message
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "linear=schema",
+            "linear=schema: no such option. Expected one of: default, gpt2, kaiming, trunc_normal, xavier.",
+        ),
+        ("data=schema/datamodule", "data=schema/datamodule: no such option. Expected one of: fashion_mnist, mnist,"),
+        ("model=schema_net_mlp", "model=schema_net_mlp: no such option."),
+    ],
+)
+def test_the_schemas_are_no_options(compose_train, override, expected) -> None:
+    """The typed schemas (linzoo/run/schemas.py) sit outside every config group: none can be chosen."""
+    message = composition_message(compose_train, [override])
+    assert message.startswith(expected) and "Fix: " in message
+    assert "schema" not in message.split("Expected one of:")[1]
+
+
 def test_an_unparsable_override_says_how_to_write_one(compose_train) -> None:
     assert "lists as key=[1,2]" in composition_message(compose_train, ["model.net.hidden_dims=[32"])
 
@@ -148,7 +166,7 @@ def test_a_key_added_with_plus_must_be_a_parameter_of_the_target(compose_train) 
     ("overrides", "expected"),
     [
         (["optimizer.lr=0"], "optimizer.lr=0: expected a learning rate > 0"),
-        (["optimizer.lr=abc"], "optimizer.lr=abc: expected a learning rate > 0"),
+        (["optimizer.lr=abc"], "optimizer.lr=abc: not a number; expected a learning rate > 0"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0: expected an integer >= 1"),
         (
             ["trainer.gradient_clip_val=1.0", "trainer.precision=bf16-mixed"],
@@ -162,7 +180,7 @@ def test_a_key_added_with_plus_must_be_a_parameter_of_the_target(compose_train) 
         (["model=mixer", "model.net.dim=0"], "model.net.dim=0: expected an integer >= 1"),
         (["model=transformer", "model.net.depth=0"], "model.net.depth=0"),
         (["model.net.dropout=1.5"], "model.net.dropout=1.5: expected a probability in [0, 1)"),
-        (["seed=abc"], "seed=abc: expected an integer or null"),
+        (["seed=abc"], "seed=abc: not a number; expected an integer or null"),
         (["test_ckpt=final"], "test_ckpt=final: expected best or last. Fix: test_ckpt=last"),
     ],
 )
@@ -171,6 +189,53 @@ def test_nonsense_values_are_refused_before_anything_is_built(composed, override
     with pytest.raises(ConfigError) as error:
         check_train_config(cfg)
     assert expected in str(error.value) and "Fix: " in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optimizer.lr=abc",
+        "optimizer.weight_decay=none",
+        "optimizer.betas=abc",
+        "optimizer.betas=[0.9,high]",
+        "trainer.max_epochs=ten",
+        "trainer.accumulate_grad_batches=x",
+        "trainer.limit_train_batches=all",
+        "trainer.gradient_clip_val=x",
+        "seed=abc",
+    ],
+)
+def test_a_numeric_setting_given_a_non_number_says_so(composed, override) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_train_config(composed([override]))
+    message = str(error.value)
+    assert message.startswith(f"{override.split('=')[0]}=") and ": not a " in message and "number" in message
+    assert "Fix: " in message
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.batch_size=abc", "data.batch_size=abc: not a number; expected an integer."),
+        ("linear.gain=big", "linear.gain=big: not a number."),
+        ("model.net.dropout=1.5x", "model.net.dropout=1.5x: not a number."),
+        ("model.num_classes=ten", "model.num_classes=ten: not a number; expected an integer."),
+    ],
+)
+def test_a_typed_numeric_setting_given_a_non_number_says_so_at_composition(compose_train, override, expected) -> None:
+    assert composition_message(compose_train, [override]).startswith(expected)
+
+
+def test_a_number_of_the_wrong_kind_is_not_called_a_non_number(composed, compose_train) -> None:
+    assert composition_message(compose_train, ["data.batch_size=1.5"]).startswith(
+        "data.batch_size=1.5: expected an integer."
+    )
+    with pytest.raises(ConfigError, match=r"^optimizer.lr=-1: expected a learning rate > 0"):
+        check_train_config(composed(["optimizer.lr=-1"]))
+    with pytest.raises(ConfigError, match=r"^linear.std=0: expected a standard deviation > 0"):
+        LinearSpec(std=0)
+    with pytest.raises(ConfigError, match=r"^depth=two: not a number; expected an integer >= 1"):
+        create_model("transformer", depth="two")
 
 
 def test_more_cpu_processes_than_cores_is_an_error(composed, monkeypatch) -> None:
@@ -238,7 +303,7 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path) -> None:
         ({"num": 0}, "num=0: expected an integer >= 1"),
         ({"temperature": 0}, "temperature=0: expected a number > 0"),
         ({"digit": 12}, "digit=12: expected a digit 0..9"),
-        ({"top_k": "many"}, "top_k=many: expected an integer or null"),
+        ({"top_k": "many"}, "top_k=many: not a number; expected an integer or null"),
         ({"device": "tpu"}, "device=tpu: expected auto, cpu or cuda"),
     ],
 )
@@ -306,6 +371,45 @@ def test_command_line_errors_are_one_line_with_exit_status_2(tmp_path, fake_mnis
         HYDRA_FULL_ERROR="1",
     )
     assert full.returncode == 1 and "Traceback" in full.stderr
+
+
+LIGHTNING_PROBE = (
+    "import atexit, sys; "
+    "atexit.register(lambda: print('lightning imported:', 'lightning' in sys.modules, file=sys.stderr)); "
+    "sys.argv[0] = 'scripts/train.py'; from linzoo.run.cli import train; train()"
+)
+
+
+@pytest.mark.slow
+def test_bad_values_and_schemas_are_refused_early_with_exit_status_2(tmp_path) -> None:
+    """optimizer.lr=abc says "not a number" and, like every value error, stops before Lightning is
+    imported (seconds sooner) and before a run directory exists; a schema is no option."""
+    outputs = tmp_path / "outputs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    cases = {
+        "optimizer.lr=abc": "Error: optimizer.lr=abc: not a number; expected a learning rate > 0",
+        "optimizer.lr=-1": "Error: optimizer.lr=-1: expected a learning rate > 0",
+        "linear=schema": "Error: linear=schema: no such option. Expected one of: default, gpt2,",
+    }
+    running = {
+        override: subprocess.Popen(
+            [sys.executable, "-c", LIGHTNING_PROBE, override, f"paths.log_dir={outputs}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for override in cases
+    }
+    for override, process in running.items():
+        _out, err = process.communicate(timeout=300)
+        lines = err.strip().splitlines()
+        assert process.returncode == 2, err[-2000:]
+        assert lines[-2].startswith(cases[override]) and lines[-1] == "lightning imported: False", err[-2000:]
+        assert "Traceback" not in err
+    assert not outputs.exists()
 
 
 def test_eval_of_a_full_mnist_checkpoint_without_the_data_stops(

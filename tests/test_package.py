@@ -79,6 +79,7 @@ def test_the_wheel_trains_from_any_directory_with_its_own_and_a_users_configs(tm
         "linzoo/configs/train.yaml",
         "linzoo/configs/model/transformer.yaml",
         "linzoo/configs/hparams_search/mlp_optuna.yaml",
+        "linzoo/configs/hydra/help/train.yaml",
         "linzoo/run/cli.py",
     } <= names
 
@@ -133,4 +134,13 @@ def test_the_wheel_trains_from_any_directory_with_its_own_and_a_users_configs(tm
         text=True,
     ).stdout  # eval.yaml from the wheel too
     assert "ckpt_path: some.ckpt" in shown and (bin_dir / "linzoo-sample").is_file()
+    help_text = subprocess.run(
+        [bin_dir / "linzoo-train", "--help", "hydra.searchpath=[file://my_configs]"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout  # the wheel's help config, and the user's own experiment among the options
+    assert help_text.startswith("Usage: linzoo-train") and "mine" in help_text and "schema" not in help_text
     assert not list((tmp_path / "venv").rglob("outputs")) and not list((tmp_path / "venv").rglob("metrics.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -113,6 +114,151 @@ def test_refused_command_line_runs_leave_every_byte_of_the_old_run(tmp_path) -> 
         assert f"hydra.run.dir={finished}" in err and "nothing was touched" in err, f"{name}: {err[-2000:]}"
         assert "Traceback" not in err, name
     assert snapshot(finished) == before
+
+
+# ------------------------------------------- a refused or failed command leaves no directory behind
+def tree(root: Path) -> dict[str, tuple[bytes, int] | None]:
+    """Every file (bytes, mtime in ns) and folder (None) under ``root``."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.slow
+def test_refused_and_failed_commands_leave_the_outputs_root_as_it_was(tmp_path, compose_train, fake_mnist_root) -> None:
+    """A bad value, a refused resume, missing data, a missing checkpoint: exit 2, and under the
+    outputs root (paths.log_dir) no new directory, no .hydra/, no log; an old run is untouched."""
+    from omegaconf import OmegaConf
+
+    from helpers import TINY, data_overrides
+    from linzoo.checkpoint import CONFIG_KEY
+
+    cfg = compose_train(["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root)])
+    mlp = tmp_path / "mlp.ckpt"  # all a resume check reads: the linzoo config of an MLP run
+    torch.save({CONFIG_KEY: {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}}, mlp)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = tmp_path / "missing.ckpt"
+    commands = {
+        "bad value": (["scripts/train.py", "optimizer.lr=-1"], "optimizer.lr=-1: expected a learning rate > 0"),
+        "refused resume": (
+            ["scripts/train.py", "model=cnn", *TINY["cnn"], f"ckpt_path={mlp}"],
+            "was trained with another config",
+        ),
+        "missing data": (
+            ["scripts/train.py", "data.source=full", f"data.root={empty}", "data.download=false"],
+            "MNIST not found in",
+        ),
+        "failed export": (["scripts/export.py", f"ckpt_path={missing}"], "Nothing at"),
+        "eval without checkpoint": (["scripts/eval.py", f"ckpt_path={missing}"], "No checkpoint at"),
+        "bad sample option": (
+            ["scripts/sample.py", f"ckpt_path={missing}", "temperature=0"],
+            "temperature=0: expected a number > 0",
+        ),
+        "predict without checkpoint": (["scripts/predict.py", f"ckpt_path={missing}", f"inputs={empty}"], "Nothing at"),
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("LINZOO_DATA", None)
+    running, before = {}, {}
+    for index, (name, (argv, _expected)) in enumerate(commands.items()):
+        outputs = tmp_path / f"outputs{index}"  # an outputs root each: they run at once
+        fake_run(outputs / "train" / "old", status="finished")
+        before[name] = (outputs, tree(outputs))
+        running[name] = subprocess.Popen(
+            [sys.executable, *argv, f"paths.log_dir={outputs}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for name, process in running.items():
+        _out, err = process.communicate(timeout=300)
+        assert process.returncode == 2, f"{name}: {err[-2000:]}"
+        assert commands[name][1] in err.strip().splitlines()[-1], f"{name}: {err[-2000:]}"
+        outputs, files = before[name]
+        assert tree(outputs) == files, f"{name} left {sorted(set(tree(outputs)) - set(files))}"
+
+
+def note_run_dir(run_dir: Path) -> None:
+    """What RunDirGuard does before Hydra creates ``run_dir``: check it and note what is new."""
+    from omegaconf import OmegaConf
+
+    from linzoo.run.run_dirs import RunDirGuard
+
+    RunDirGuard().on_run_start(config=OmegaConf.create({"task_name": "train", "hydra": {"run": {"dir": str(run_dir)}}}))
+
+
+def write_hydra_files(run_dir: Path) -> logging.FileHandler:
+    """What Hydra writes before the command runs: .hydra/ and the job log (open, as Hydra leaves it)."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run_dir / ".hydra" / name).write_text("{}\n")
+    handler = logging.FileHandler(run_dir / "cli.log")
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().warning("started")
+    return handler
+
+
+def test_a_refused_command_removes_only_what_it_created(tmp_path, monkeypatch) -> None:
+    from linzoo.run.run_dirs import remove_refused_run
+
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    outputs = tmp_path / "outputs"
+    (outputs / "train" / "old").mkdir(parents=True)
+    (outputs / "train" / "old" / "metrics.json").write_text("{}")
+    before = tree(outputs)
+    run = outputs / "train" / "day" / "run"
+    note_run_dir(run)
+    handler = write_hydra_files(run)
+    assert remove_refused_run() == [run / ".hydra", run, run.parent]  # outputs/train/ was there before
+    assert handler not in logging.getLogger().handlers
+    assert tree(outputs) == before
+    assert remove_refused_run() == []  # once only
+
+
+def test_a_refused_command_keeps_a_directory_holding_more_than_hydras_files(tmp_path, monkeypatch) -> None:
+    from linzoo.run.run_dirs import remove_refused_run
+
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    run = tmp_path / "new" / "run"
+    note_run_dir(run)
+    handler = write_hydra_files(run)
+    (run / "config.yaml").write_text("seed: 1\n")  # the command had started writing its run
+    try:
+        before = tree(tmp_path)
+        assert remove_refused_run() == []
+        assert tree(tmp_path) == before
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    existing = tmp_path / "existing"  # named with hydra.run.dir, there before the command
+    existing.mkdir()
+    note_run_dir(existing)
+    handler = write_hydra_files(existing)
+    try:
+        assert remove_refused_run() == []
+        assert sorted(path.name for path in existing.iterdir()) == [".hydra", "cli.log"]
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def test_train_loads_its_data_before_writing_anything(compose_train, tmp_path, monkeypatch) -> None:
+    from linzoo.run.train import train
+
+    monkeypatch.delenv("LINZOO_DATA", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = tmp_path / "run"
+    cfg = compose_train(["data.source=full", f"data.root={empty}", "data.download=false"], output_dir=run)
+    with pytest.raises(FileNotFoundError, match="MNIST not found in"):
+        train(cfg)
+    assert not run.exists()
 
 
 # ------------------------------------------------------------------- atomic checkpoint writes

@@ -57,25 +57,34 @@ def check_net_options(options: Mapping[str, Any], *, prefix: str = "") -> None:
                 value,
                 "an integer >= 1 (a size of 0 builds a net that cannot learn)",
                 f"{setting}=<a positive integer>",
+                number=True,
             )
         if name == "num_classes" and value is not None and not (is_int(value) and value >= 0):
             raise ConfigError(
-                setting, value, "an integer >= 0 (0: no head, the net returns its features)", f"{setting}=10"
+                setting,
+                value,
+                "an integer >= 0 (0: no head, the net returns its features)",
+                f"{setting}=10",
+                number=True,
             )
         if name in WIDTH_LIST_OPTIONS:
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-                raise ConfigError(setting, value, "a list of integers >= 1", f"{setting}=[64,32]")
+                raise ConfigError(setting, value, "a list of integers >= 1", f"{setting}=[64,32]", number=True)
             if name in NON_EMPTY_LISTS and len(value) == 0:
                 raise ConfigError(setting, value, "at least one stage", f"{setting}=[32,64]")
             bad = [width for width in value if not (is_int(width) and width >= 1)]
             if bad:
                 raise ConfigError(
-                    setting, list(value), f"widths >= 1 ({format_value(bad[0])} is not)", f"{setting}=[64,32]"
+                    setting,
+                    list(value),
+                    f"widths >= 1 ({format_value(bad[0])} is not)",
+                    f"{setting}=[64,32]",
+                    number=True,
                 )
         if name in PROBABILITY_OPTIONS and value is not None and not (is_number(value) and 0 <= value < 1):
-            raise ConfigError(setting, value, "a probability in [0, 1)", f"{setting}=0.1")
+            raise ConfigError(setting, value, "a probability in [0, 1)", f"{setting}=0.1", number=True)
         if name in POSITIVE_FLOAT_OPTIONS and value is not None and not (is_number(value) and value > 0):
-            raise ConfigError(setting, value, "a number > 0", f"{setting}=4.0")
+            raise ConfigError(setting, value, "a number > 0", f"{setting}=4.0", number=True)
 
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -102,7 +111,7 @@ def check_value_type(setting: str, value: Any, annotation: Any) -> None:
     }[kind]
     if not fits:
         expected = _TYPE_NAMES[kind] + (" or null" if optional else "")
-        raise ConfigError(setting, value, expected, f"{setting}=<{_TYPE_NAMES[kind]}>")
+        raise ConfigError(setting, value, expected, f"{setting}=<{_TYPE_NAMES[kind]}>", number=kind in (int, float))
 
 
 def check_dataclass_types(instance: Any, *, prefix: str) -> None:

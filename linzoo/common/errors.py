@@ -13,7 +13,7 @@ never shown as a user's mistake.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "closest",
     "did_you_mean",
     "format_value",
+    "not_a_number",
+    "problem_and_expected",
 ]
 
 
@@ -56,14 +58,40 @@ class UserFileExistsError(UserError, FileExistsError):
 
 
 class ConfigError(UserValueError):
-    """A setting whose value cannot work: ``<setting>=<value>: expected <what>. Fix: <fix>.``"""
+    """A setting whose value cannot work: ``<setting>=<value>: expected <what>. Fix: <fix>.``
 
-    def __init__(self, setting: str, value: Any, expected: str, fix: str | None = None) -> None:
+    ``number=True`` for a setting that takes a number (or a list of numbers): a value that is
+    none says so first, ``optimizer.lr=abc: not a number; expected a learning rate > 0. ...``.
+    """
+
+    def __init__(
+        self, setting: str, value: Any, expected: str, fix: str | None = None, *, number: bool = False
+    ) -> None:
         self.setting, self.value, self.expected, self.fix = setting, value, expected, fix
-        message = f"{setting}={format_value(value)}: expected {expected}."
+        problem = not_a_number(value) if number else None
+        message = f"{setting}={format_value(value)}: {problem_and_expected(problem, expected)}."
         if fix:
             message += f" Fix: {fix.rstrip('.')}."
         super().__init__(message)
+
+
+def problem_and_expected(problem: str | None, expected: str) -> str:
+    """``expected <what>``, after ``<problem>; `` when there is one (``not a number`` alone for ``a number``)."""
+    if problem is None:
+        return f"expected {expected}"
+    return problem if expected == "a number" else f"{problem}; expected {expected}"
+
+
+def not_a_number(value: Any) -> str | None:
+    """``"not a number"`` (``"not a list of numbers"`` for a list holding another value) when
+    ``value`` is no number (bools and numeric strings are none), else None."""
+
+    def is_number(item: Any) -> bool:
+        return isinstance(item, (int, float)) and not isinstance(item, bool)
+
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return None if all(is_number(item) for item in value) else "not a list of numbers"
+    return None if is_number(value) else "not a number"
 
 
 def format_value(value: Any) -> str:

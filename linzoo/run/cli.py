@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from linzoo.run.errors import exiting_on_user_error, reporting_user_errors
+from linzoo.run.run_dirs import remove_refused_run
 from linzoo.run.schemas import register_configs
 
 
@@ -39,7 +40,9 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
     """``hydra.main`` for a linzoo command (config ``configs/<config_name>.yaml``), where a user's
     mistake (bad value, misspelled key or option, missing or corrupt file) prints one message
     and exits 2, both when Hydra composes the config and while the command runs;
-    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead."""
+    ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. A command so stopped leaves no
+    run directory behind (a bad value is refused before Hydra creates one; a later refusal
+    removes the one this command created, when it holds only Hydra's files: linzoo/run/run_dirs.py)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
         @functools.wraps(task)
@@ -47,7 +50,7 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
             from linzoo.run.console import tidy_lightning_logging  # imports Lightning: not before a command runs
 
             tidy_lightning_logging()
-            with exiting_on_user_error():
+            with exiting_on_user_error(cleanup=remove_refused_run):
                 return task(cfg)
 
         main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from linzoo.common.errors import UserError, did_you_mean
+from linzoo.common.errors import UserError, did_you_mean, problem_and_expected
 
 __all__ = [
     "USAGE_ERROR_EXIT_CODE",
@@ -168,10 +168,25 @@ def _omegaconf_message(error: Any, *, override: str | None = None) -> str:
         if match:
             value, kind = match.group(1), match.group(2) or match.group(3)
             expected = _TYPE_WORDS.get(kind, kind)
-            return f"{full_key}={value}: expected {expected}. Fix: {full_key}=<{expected}>, e.g. {_example(kind)}."
+            problem = "not a number" if kind in _NUMBER_TYPES and not _reads_as_number(value) else None
+            return (
+                f"{full_key}={value}: {problem_and_expected(problem, expected)}. "
+                f"Fix: {full_key}=<{expected}>, e.g. {_example(kind)}."
+            )
         value = override.split("=", 1)[1] if override else "?"
         return f"{full_key}={value}: {first_line}. Fix: give {full_key} a value of the type its default has."
     return _one_line(str(error))
+
+
+_NUMBER_TYPES = ("Integer", "int", "Float", "float")
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _example(kind: str) -> str:
@@ -182,9 +197,12 @@ def _example(kind: str) -> str:
 
 def _missing_option_message(error: Any) -> str:
     missing = str(getattr(error, "missing_cfg_file", "") or "")
-    options = [option for option in (getattr(error, "options", None) or []) if option != "schema"]
+    options = list(getattr(error, "options", None) or [])
     if "/" in missing and options:
-        group, option = missing.rsplit("/", 1)
+        # The group Hydra searched ("data" for data=schema/datamodule, whose option has a slash).
+        searched = re.search(r"Available options in '([^']+)'", str(error))
+        group = searched.group(1) if searched and missing.startswith(f"{searched.group(1)}/") else None
+        group, option = (group, missing[len(group) + 1 :]) if group else missing.rsplit("/", 1)
         return (
             f"{group}={option}: no such option.{did_you_mean(option, options)} "
             f"Expected one of: {', '.join(options)}. Fix: {group}=<one of those>."
@@ -206,13 +224,19 @@ def _report(error: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def exiting_on_user_error() -> Iterator[None]:
+def exiting_on_user_error(*, cleanup: Callable[[], Any] | None = None) -> Iterator[None]:
     """Around a command's body: a user error prints one line and exits 2 (SystemExit passes
-    through Hydra's job runner, which would otherwise print its own "Error executing job" line)."""
+    through Hydra's job runner, which would otherwise print its own "Error executing job" line).
+    ``cleanup`` runs first, for user errors only (linzoo/run/cli.py: remove the run directory that
+    the stopped command created)."""
     try:
         yield
     except Exception as error:
-        if full_traceback_wanted() or user_message(error) is None:
+        if user_message(error) is None:
+            raise
+        if cleanup is not None:
+            cleanup()
+        if full_traceback_wanted():
             raise
         _report(error)
 

@@ -22,6 +22,12 @@ From the command line the check runs in :class:`RunDirGuard`, a Hydra callback (
 default.yaml) called by Hydra before it writes ``.hydra/`` or the job log: a refused run
 leaves every byte of the directory as it was. ``train()``/``evaluate()`` check again for
 Python-API callers, then ignoring what Hydra itself wrote for the current job.
+
+A command that a user error stops once its run directory exists (a refused resume, missing
+data, a missing checkpoint) leaves no directory behind either: the guard notes which
+directories the command is about to create, and :func:`remove_refused_run` (linzoo/run/cli.py)
+removes Hydra's files from them and then each one that is left empty. A directory that
+existed before the command, and any file that Hydra did not write, are never touched.
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ STATUSES: tuple[str, ...] = ("finished", "interrupted", "diverged")
 # What Hydra writes into the run directory of the current job before linzoo's code runs.
 HYDRA_OWN_FILES = (".hydra",)
 HYDRA_OWN_SUFFIX = ".log"
+HYDRA_CONFIG_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # in .hydra/
+
+# The directories this command creates for its run, the run directory first and then each
+# parent that did not exist either; noted by RunDirGuard before Hydra creates them.
+_new_dirs: list[Path] = []
 
 
 class RunDirError(UserFileExistsError):
@@ -174,8 +185,56 @@ def is_launched_worker() -> bool:
     return False
 
 
+def missing_dirs(output_dir: str | Path) -> list[Path]:
+    """``output_dir`` and its parents up to the first that exists, innermost first; [] when it exists."""
+    path, missing = Path(os.path.abspath(output_dir)), []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_refused_run() -> list[Path]:
+    """After a user error stopped this command: when the run directory that the command created
+    holds only what Hydra wrote into it (``.hydra/`` with its three files, the job log), remove
+    those, that directory and the parents the command created (each only when empty). Returns
+    the directories removed.
+
+    Nothing is touched when the run directory existed before the command (resuming in place, a
+    directory named with ``hydra.run.dir``) or holds anything else: a run that had written
+    results keeps them, its log included.
+    """
+    if not _new_dirs:
+        return []
+    run_dir, created = _new_dirs[0], list(_new_dirs)
+    _new_dirs.clear()
+    hydra_dir = run_dir / ".hydra"
+    hydra_files = {path.name for path in hydra_dir.iterdir()} if hydra_dir.is_dir() else set()
+    if run_contents(run_dir, view="in_job") or not hydra_files <= set(HYDRA_CONFIG_FILES):
+        return []
+    root_logger = logging.getLogger()
+    for handler in list(root_logger.handlers):  # Hydra's job log (hydra/job_logging)
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir:
+            root_logger.removeHandler(handler)
+            handler.close()
+            Path(handler.baseFilename).unlink(missing_ok=True)
+    for name in hydra_files:
+        (hydra_dir / name).unlink()
+    removed: list[Path] = []
+    for directory in [hydra_dir, *created]:
+        if not directory.is_dir():
+            continue  # no .hydra/ (hydra.output_subdir=null)
+        try:
+            directory.rmdir()
+        except OSError:
+            break  # not empty (another log): it and its parents stay
+        removed.append(directory)
+    return removed
+
+
 class RunDirGuard(Callback):
-    """Hydra callback: the run-directory rules, checked before Hydra writes anything.
+    """Hydra callback: the run-directory rules, checked before Hydra writes anything; notes
+    the directories that this command creates (for :func:`remove_refused_run`).
 
     Hydra calls ``on_run_start`` after composing the config and before ``run_job`` creates
     the directory and writes ``.hydra/{config,hydra,overrides}.yaml`` and the job log
@@ -191,7 +250,9 @@ class RunDirGuard(Callback):
         if worker:  # rank 0 writes .hydra/; the others would race it
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.output_subdir = None
-        self._check(Path(str(OmegaConf.select(config, "hydra.run.dir"))), config, worker=worker)
+        output_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        self._check(output_dir, config, worker=worker)
+        _new_dirs[:] = [] if worker else missing_dirs(output_dir)  # what remove_refused_run may remove
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A sweep goes into a fresh sweep directory (its job directories are made inside it)."""

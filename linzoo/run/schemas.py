@@ -5,13 +5,17 @@ registered in Hydra's ConfigStore; the YAMLs build on them through their default
 so ``linear.bias=no``, ``model.net.depth=two`` or ``data.batch_size=abc`` fail while the
 config is composed (well under a second), naming the key, the value and the type.
 
-- ``linear/schema``: the Linear factory's options (:class:`LinearSpec`), typed, with an
+- ``schema_linear``: the Linear factory's options (:class:`LinearSpec`), typed, with an
   override slot for every role, so ``linear.roles.attn_out.init=zeros`` works without
   Hydra's ``+`` and a misspelled role is refused.
-- ``schema/net/<model>``: built from the keyword arguments of the net each config
+- ``schema_net_<model>``: built from the keyword arguments of the net each config
   instantiates (``MLP.__init__``, ...), so a schema never drifts from the code it configures.
-- ``schema/task/<task>``, ``schema/data/datamodule``: written out (deriving them would import
+- ``schema_task_<task>``, ``schema_data``: written out (deriving them would import
   Lightning before a config error can be reported); a test checks them against the classes.
+
+The schemas are stored at the top of Hydra's config tree, not in a config group: the YAMLs
+include them (``- /schema_net_mlp@model.net``), and a user can neither see them among the
+options of ``--help`` nor choose one (``linear=schema`` is no option).
 
 The resolver ``${lm_vocab_size:levels,conditional,num_classes}`` sizes the LM's vocabulary,
 so ``model.levels=16`` or ``model.conditional=true`` need no second override.
@@ -20,6 +24,7 @@ so ``model.levels=16`` or ``model.conditional=true`` need no second override.
 from __future__ import annotations
 
 import inspect
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -28,8 +33,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from linzoo.common.errors import format_value
 from linzoo.layers.linear import ROLES, LinearSpec, overridable_fields
 
 _PRIMITIVES = (bool, int, float, str)
@@ -198,8 +204,8 @@ DataModuleConfig = make_dataclass(
 )
 
 
-def _model_schemas() -> dict[str, dict[str, type]]:
-    """``{"net": {"mlp": MLPConfig, ...}, "task": {...}, "data": {...}}``; nets from their signatures."""
+def _schemas() -> dict[str, type]:
+    """Every schema by the name the YAMLs include it by (``schema_net_mlp``, ...); nets from their signatures."""
     from linzoo.models import CNN, MLP, Autoencoder, DecoderLM, MLPMixer, VisionTransformer
 
     nets = {
@@ -211,9 +217,11 @@ def _model_schemas() -> dict[str, dict[str, type]]:
         "mixer": MLPMixer,
     }
     return {
-        "net": {name: schema_from_signature(cls) for name, cls in nets.items()},
-        "task": TASK_SCHEMAS,
-        "data": {"datamodule": DataModuleConfig, "overrides": overrides_of(DataModuleConfig)},
+        "schema_linear": LinearConfig,
+        **{f"schema_net_{name}": schema_from_signature(cls) for name, cls in nets.items()},
+        **{f"schema_task_{name}": schema for name, schema in TASK_SCHEMAS.items()},
+        "schema_data": DataModuleConfig,
+        "schema_data_overrides": overrides_of(DataModuleConfig),
     }
 
 
@@ -250,24 +258,90 @@ def optuna_direction(task_target: str) -> str:
     return f"{get_class(task_target).main_metric_mode}imize"
 
 
+# ----------------------------------------------------------------------- --help
+# configs/hydra/help/<command>.yaml: each command's --help, a template whose groups and
+# settings come from these resolvers, so the help shows what the configs hold (with the
+# command line's overrides applied: ``--help model=cnn`` shows model=cnn).
+_HELP_WIDTH = 100
+
+
+def help_groups(*, _root_: DictConfig) -> str:
+    """``group=<chosen>  <its options>``, one group a line: the groups a command chooses from
+    (Hydra's own and those with one option only are left out)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    choices = OmegaConf.select(_root_, "hydra.runtime.choices", default=None) or {}
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    # The command line's overrides too: hydra.searchpath=[file://my_configs] adds the user's options.
+    overrides = [*OmegaConf.select(_root_, "hydra.overrides.hydra", default=[])]
+    overrides += [*OmegaConf.select(_root_, "hydra.overrides.task", default=[])]
+    config_name = OmegaConf.select(_root_, "hydra.job.config_name", default=None)
+    rows = []
+    for group, chosen in sorted(choices.items()):
+        if group == "hydra" or group.startswith("hydra/") or "@" in group:
+            continue
+        options = (
+            [] if loader is None else loader.get_group_options(group, config_name=config_name, overrides=overrides)
+        )
+        options = sorted(options)
+        if chosen is not None and len(options) < 2:
+            continue
+        rows.append((f"{group}={'null' if chosen is None else chosen}", ", ".join(options)))
+    return _help_rows(rows)
+
+
+def help_settings(*, _parent_: DictConfig, _root_: DictConfig) -> str:
+    """``key=<value now>  <description>``, one top-level setting a line (the descriptions are
+    ``settings`` of the help config; a setting without one is listed all the same)."""
+    descriptions = _parent_.get("settings") or {}
+    values = OmegaConf.to_container(_root_, resolve=False, throw_on_missing=False)
+    rows = []
+    for key, value in values.items():
+        if key in ("hydra", "task_name") or isinstance(value, dict):
+            continue
+        shown = "???" if value == "???" else format_value(value)
+        rows.append((f"{key}={shown}", str(descriptions.get(key, ""))))
+    return _help_rows(rows)
+
+
+def _help_rows(rows: list[tuple[str, str]]) -> str:
+    """Two columns, the second aligned (and wrapped under itself); a first column too long
+    for it puts the second on the next line."""
+    column = min(max((len(left) for left, _ in rows), default=0), 28) + 4
+    lines = []
+    for left, right in rows:
+        head = f"  {left}"
+        if len(head) + 2 > column and right:
+            lines.append(head)
+            head = ""
+        if right:
+            head = textwrap.fill(right, _HELP_WIDTH, initial_indent=head.ljust(column), subsequent_indent=" " * column)
+        lines.append(head)
+    # string.Template reads the help text after OmegaConf: a "$" must reach it doubled.
+    return "\n".join(lines).replace("$", "$$")
+
+
 def register_configs() -> None:
-    """Store the schemas (``linear/schema``, ``schema/net/<model>``, ``schema/task/<task>``,
-    ``schema/data/datamodule``; the YAMLs build on them) and register the resolvers
+    """Store the schemas (``schema_linear``, ``schema_net_<model>``, ``schema_task_<task>``,
+    ``schema_data``, ``schema_data_overrides``; the YAMLs build on them) at the top of the config
+    tree, outside every config group, and register the resolvers
     ``lm_vocab_size`` (configs/model/lm.yaml), ``sqlite_file`` and ``optuna_direction``
-    (configs/hparams_search/)."""
+    (configs/hparams_search/), ``help_groups`` and ``help_settings`` (configs/hydra/help/)."""
     store = ConfigStore.instance()
-    store.store(group="linear", name="schema", node=LinearConfig)
-    for kind, schemas in _model_schemas().items():
-        for name, schema in schemas.items():
-            store.store(group=f"schema/{kind}", name=name, node=schema)
+    for name, schema in _schemas().items():
+        store.store(name=name, node=schema)
     OmegaConf.register_new_resolver("lm_vocab_size", lm_vocab_size, replace=True)
     OmegaConf.register_new_resolver("sqlite_file", sqlite_file, replace=True)
     OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
+    OmegaConf.register_new_resolver("help_groups", help_groups, replace=True)
+    OmegaConf.register_new_resolver("help_settings", help_settings, replace=True)
 
 
 __all__ = [
     "LinearConfig",
     "RoleOverrideConfig",
+    "help_groups",
+    "help_settings",
     "lm_vocab_size",
     "omegaconf_type",
     "register_configs",

