@@ -100,3 +100,9 @@ def test_load_needs_neither_hydra_nor_lightning(kind: str, tmp_path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.split(maxsplit=1) == ["MLP", "[]\n"]
+
+
+def test_every_folder_of_the_package_is_a_package() -> None:
+    """A folder without __init__.py is a namespace package: find_packages leaves it out of the wheel."""
+    folders = {path.parent for path in (ROOT / "linzoo").rglob("*.py") if "__pycache__" not in path.parts}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file()) == []

@@ -75,7 +75,7 @@ def test_load_from_checkpoint_needs_no_arguments(mlp_run) -> None:
 
 def test_files_that_are_no_linzoo_checkpoint_are_clear_errors(tmp_path) -> None:
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="is not a PyTorch checkpoint"):
+    with pytest.raises(ValueError, match="is not a readable checkpoint"):
         linzoo.load(tmp_path / "notes.ckpt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="is not a linzoo checkpoint"):

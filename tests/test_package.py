@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, data_overrides
-from linzoo import cli
+from linzoo.run import cli
 
 SOURCE_FILES = ["pyproject.toml", "setup.py", "README.md", "linzoo", "configs"]
 

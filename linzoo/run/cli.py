@@ -25,7 +25,7 @@ from linzoo.run.schemas import register_configs
 def config_path() -> str:
     """Where the configs are: the clone's ``configs/`` when this linzoo is a clone (or
     an editable install of one), else those the wheel carries, ``pkg://linzoo.configs``."""
-    clone = Path(__file__).resolve().parents[1]
+    clone = Path(__file__).resolve().parents[2]
     if (clone / "pyproject.toml").is_file() and (clone / "configs" / "train.yaml").is_file():
         return str(clone / "configs")
     return "pkg://linzoo.configs"
