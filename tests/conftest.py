@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# torch.compile's kernels go into a cache folder of this test session (its subprocesses inherit
+# it): two sessions compiling the same kernel into the shared /tmp/torchinductor_<user> at once
+# aborted one of them ("Fatal Python error: Aborted" inside a compiled forward, seen here twice).
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="linzoo-tests-inductor-"))
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 

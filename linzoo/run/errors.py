@@ -94,18 +94,18 @@ def _one_line(text: str) -> str:
 
 
 def _raised_before_the_task(error: BaseException) -> bool:
-    """Whether Hydra raised it while preparing the run (``run_job``) before linzoo's task ran."""
-    names = []
+    """Whether Hydra raised it while preparing the run (in ``run_job``, before linzoo's task ran):
+    no frame of linzoo's code lies between ``run_job`` and the raise."""
+    frames = []
     tb = error.__traceback__
     while tb is not None:
-        names.append((tb.tb_frame.f_code.co_name, tb.tb_frame.f_code.co_filename))
+        frames.append((tb.tb_frame.f_code.co_name, tb.tb_frame.f_code.co_filename))
         tb = tb.tb_next
-    in_run_job = any(name == "run_job" for name, _ in names)
-    in_linzoo = any(
-        Path(filename).resolve().is_relative_to(_LINZOO_DIR) and Path(filename).name != "errors.py"
-        for _, filename in names
-    )
-    return in_run_job and not in_linzoo
+    names = [name for name, _ in frames]
+    if "run_job" not in names:
+        return False
+    inside = frames[names.index("run_job") :]
+    return not any(Path(filename).resolve().is_relative_to(_LINZOO_DIR) for _, filename in inside)
 
 
 def _run_dir_message(error: OSError) -> str:
