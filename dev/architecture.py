@@ -59,10 +59,8 @@ def imports(path: Path, module: str, *, top_level_only: bool = True) -> set[str]
     ``if TYPE_CHECKING``), or anywhere in the file with ``top_level_only=False``."""
     tree = ast.parse(path.read_text())
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    if top_level_only:
-        nodes = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
-    else:
-        nodes = list(ast.walk(tree))
+    body = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+    nodes = body if top_level_only else [node for top in body for node in ast.walk(top)]
     names: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -213,12 +211,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     names = args.names or [tree.name for tree in args.trees]
+    args.python = str(Path(args.python).absolute())  # the timing runs start in a temp folder
+    args.trees = [tree.resolve() for tree in args.trees]
     times = timings(args.trees, args.python, args.checkpoint)
     rows: dict[str, list[str]] = defaultdict(list)
     folders = sorted({folder for tree in args.trees for folder in lines_per_folder(tree)})
     for tree, (import_s, load_s, pulled) in zip(args.trees, times):
         edges = graph(tree)
-        rows["import cycles"].append("; ".join(" <-> ".join(c) for c in cycles(edges)) or "none")
+        rows["import cycles (at import time)"].append("; ".join(" <-> ".join(c) for c in cycles(edges)) or "none")
+        lazy = cycles(graph(tree, top_level_only=False))
+        rows["import cycles (lazy imports too)"].append("; ".join(" <-> ".join(c) for c in lazy) or "none")
         rows["upward imports"].append(str(len(upward_imports(edges))))
         rows["library modules importing hydra/omegaconf"].append(str(len(framework_importers(tree))))
         rows["`import linzoo` (s, median of 5)"].append(f"{import_s:.3f}")

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from linzoo.checkpoint.format import CONFIG_KEY
+from linzoo.tasks.loading import load_task_for, register_task
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
 
 
@@ -41,6 +42,11 @@ class Task(L.LightningModule):
     main_metric_mode: str = "min"
     # The metric curves.png draws beside the loss: main_metric, unless that is the loss itself.
     curve_metric: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every task class can be rebuilt from a checkpoint that names it (linzoo/tasks/loading.py)."""
+        super().__init_subclass__(**kwargs)
+        register_task(cls)
 
     def __init__(
         self,
@@ -172,8 +178,6 @@ class Task(L.LightningModule):
         them), weights loaded, in eval mode. With extra arguments (``net=...``), Lightning's own way."""
         if kwargs:
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
-        from linzoo.tasks.loading import load_task_for  # it imports the task classes, which import this module
-
         return load_task_for(cls, checkpoint_path, map_location=map_location)
 
     @staticmethod

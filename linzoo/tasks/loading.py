@@ -4,14 +4,15 @@ The task config saved in a checkpoint (``{"_target_": "linzoo.tasks.Classifier",
 "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": true, ...}, ...}``) is rebuilt from
 allow-lists, without Hydra: the task from linzoo's tasks, the net from the model registry, the
 optimizer from ``torch.optim``, the schedule from ``linzoo.tasks.optim``. A saved ``_target_``
-is looked up, never imported.
+is looked up, never imported. Every subclass of ``Task`` registers itself here when it is defined
+(``Task.__init_subclass__``), so this module needs no task class and imports nothing above it.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,18 +21,23 @@ from linzoo.common.errors import UserValueError
 from linzoo.data.rebuild import DATAMODULES
 from linzoo.models.registry import model_class, name_for_target
 from linzoo.tasks import optim
-from linzoo.tasks.autoencoding import Autoencoding
-from linzoo.tasks.base import Task
-from linzoo.tasks.classifier import Classifier
-from linzoo.tasks.language_modeling import LanguageModeling
 
-__all__ = ["build_task", "known_target", "load_task", "load_task_for"]
+if TYPE_CHECKING:
+    from linzoo.tasks.base import Task
 
-TASKS: dict[str, type[Task]] = {
-    path: task
-    for task in (Classifier, Autoencoding, LanguageModeling)
-    for path in (f"linzoo.tasks.{task.__name__}", f"{task.__module__}.{task.__qualname__}")
-}
+__all__ = ["build_task", "known_target", "load_task", "load_task_for", "register_task"]
+
+TASKS: dict[str, type[Task]] = {}  # class path a config names -> task class
+
+
+def register_task(task_class: type[Task]) -> None:
+    """Let saved configs name ``task_class``: by its module path, and by ``linzoo.tasks.<Name>``
+    for linzoo's own tasks (what the configs write)."""
+    TASKS[f"{task_class.__module__}.{task_class.__qualname__}"] = task_class
+    if task_class.__module__.startswith("linzoo.tasks."):
+        TASKS[f"linzoo.tasks.{task_class.__name__}"] = task_class
+
+
 SCHEDULES = {f"linzoo.tasks.optim.{name}": getattr(optim, name) for name in ("cosine", "one_cycle")}
 
 
