@@ -25,7 +25,7 @@ from linzoo.data import (
     torchvision_files,
 )
 from linzoo.data.idx import OFFICIAL_MD5, OFFICIAL_SIZES, CorruptDataError, read_idx
-from linzoo.data.mnist import SAMPLE_SOURCE
+from linzoo.data.sources import SAMPLE_SOURCE
 
 
 def make(root: Path, **kwargs) -> MNISTDataModule:

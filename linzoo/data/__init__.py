@@ -1,7 +1,8 @@
 """LightningDataModules: MNIST family, offline sample, on-device batches."""
 
 from linzoo.data.device_batches import DeviceBatches
-from linzoo.data.mnist import DATASETS, MNISTDataModule, SampleFallbackWarning
+from linzoo.data.mnist import MNISTDataModule
+from linzoo.data.sources import DATASETS, SampleFallbackWarning
 from linzoo.data.splits import random_split_indices, stratified_split_indices
 from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch, to_float_images
 from linzoo.data.torchvision_files import resolve_root

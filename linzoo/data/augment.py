@@ -142,7 +142,9 @@ def make_augmenter(
             "(e.g. data.augment=affine)."
         )
     if augment == "none":
-        check_ranges(degrees=degrees, translate=translate, scale=scale, padding=padding)  # BatchAugmenter checks its own
+        check_ranges(
+            degrees=degrees, translate=translate, scale=scale, padding=padding
+        )  # BatchAugmenter checks its own
         return None
     return BatchAugmenter(augment, degrees=degrees, translate=translate, scale=tuple(scale), padding=padding)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from torch import Tensor
 
+from linzoo.common.errors import UserFileNotFoundError
 from linzoo.data import idx
 from linzoo.data.tensor_dataset import ImageTensorDataset
-from linzoo.common.errors import UserFileNotFoundError
 
 __all__ = ["DEBIAN_FASHION_MNIST_DIR", "has_debian_fashion_mnist", "read_debian_fashion_mnist", "read_idx_gz"]
 

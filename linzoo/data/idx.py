@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
 from linzoo.common.errors import UserValueError
 
 __all__ = [
@@ -132,8 +133,7 @@ def read_idx_bytes(data: bytes, *, source: Path | str, kind: str) -> Tensor:
     if len(data) != expected_bytes:
         what = "truncated" if len(data) < expected_bytes else "longer than its header says"
         raise CorruptDataError(
-            f"{source} is {what}: {len(data)} bytes, but its header announces {shape} "
-            f"({expected_bytes} bytes). {_FIX}."
+            f"{source} is {what}: {len(data)} bytes, but its header announces {shape} ({expected_bytes} bytes). {_FIX}."
         )
     tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header).view(shape)
     if kind == "labels" and len(tensor) and int(tensor.max()) >= NUM_CLASSES:

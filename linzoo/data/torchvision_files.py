@@ -9,9 +9,9 @@ from pathlib import Path
 
 from torchvision import datasets
 
+from linzoo.common.errors import UserFileNotFoundError
 from linzoo.data import idx
 from linzoo.data.tensor_dataset import ImageTensorDataset
-from linzoo.common.errors import UserFileNotFoundError
 
 __all__ = ["DOWNLOAD_TIMEOUT_S", "download", "has_files", "raw_folder", "read_splits", "resolve_root"]
 
@@ -38,9 +38,7 @@ def has_files(root: Path, dataset_class: type[datasets.MNIST]) -> bool:
     return all(idx.find_idx_file(folder, name) is not None for name, _ in dataset_class.resources)
 
 
-def download(
-    root: Path, dataset_class: type[datasets.MNIST], *, timeout_s: float = DOWNLOAD_TIMEOUT_S
-) -> str | None:
+def download(root: Path, dataset_class: type[datasets.MNIST], *, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> str | None:
     """Fetch the four files into ``root`` with torchvision; ``None`` on success, else the reason in one line."""
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)

@@ -19,7 +19,7 @@ from torch import nn
 from linzoo.callbacks.image_files import fresh_path, save_image_grid
 from linzoo.checkpoint import build_net, net_config_of, read_net
 from linzoo.common.errors import UserValueError
-from linzoo.data.mnist import DATASETS
+from linzoo.data.sources import DATASETS
 from linzoo.tools.image_inputs import read_inputs
 
 log = logging.getLogger(__name__)
