@@ -1,6 +1,7 @@
 """Image files: fresh names (nothing is overwritten), PNG grids of images, matplotlib figures as PNG.
 
-Used by the picture callbacks (``linzoo.callbacks``) and by ``scripts/sample.py``. Figures
+Used by the picture callbacks (``linzoo.callbacks``) and by ``scripts/sample.py``; every file is
+written atomically (``linzoo.checkpoint.atomic``): a picture is there whole or not at all. Figures
 are plain ``matplotlib.figure.Figure`` objects (Agg, no pyplot state, no screen), saved
 without ``bbox_inches="tight"`` so a figure of ``width x height`` pixels stays that size.
 """
@@ -14,6 +15,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
+
+from linzoo.checkpoint.atomic import atomic_write
 
 DPI = 100
 
@@ -54,7 +57,8 @@ def save_image_grid(
 ) -> torch.Tensor:
     """Write ``image_grid(images, ...)`` as a PNG at ``path``; returns the grid [3, H', W'] (uint8)."""
     grid = image_grid(images, nrow=nrow, padding=padding, min_side=min_side)
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path, format="PNG")
+    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    atomic_write(path, lambda file: picture.save(file, format="PNG"))
     return grid
 
 
@@ -64,6 +68,5 @@ def new_figure(width: int, height: int) -> Figure:
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG of its own size in pixels."""
-    figure.savefig(path, dpi=DPI, format="png")
-    return Path(path)
+    """Write ``figure`` as a PNG of its own size in pixels (atomically)."""
+    return atomic_write(path, lambda file: figure.savefig(file, dpi=DPI, format="png"))

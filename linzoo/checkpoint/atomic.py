@@ -8,9 +8,10 @@ never taken for a result, and the next write into that directory removes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,7 +19,14 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["atomic_save", "atomic_write", "remove_stale_temp_files", "temp_path", "write_text_atomically"]
+__all__ = [
+    "atomic_path",
+    "atomic_save",
+    "atomic_write",
+    "remove_stale_temp_files",
+    "temp_path",
+    "write_text_atomically",
+]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -39,29 +47,38 @@ def remove_stale_temp_files(directory: str | Path) -> list[Path]:
     return stale
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(file)`` on a temp file beside ``path``, then make it ``path`` atomically.
-
-    On any failure the temp file is removed and the previous ``path`` is left as it was.
-    """
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temp path beside ``path`` for a writer that wants a file name (an exporter, a library's
+    ``save``); when the block ends well the file is fsynced and becomes ``path`` atomically, else
+    it is removed and the previous ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temp_path(path)
     try:
-        with open(temporary, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
+        yield temporary
+        _fsync(temporary)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    _fsync(path.parent)  # make the rename itself durable
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(file)`` on a temp file beside ``path``, then make it ``path`` atomically."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        write(file)
+    return Path(path)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a directory's) data to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(directory)  # make the rename itself durable
+        os.fsync(descriptor)
     finally:
-        os.close(directory)
-    return path
+        os.close(descriptor)
 
 
 def atomic_save(checkpoint: dict[str, Any], path: str | Path) -> Path:

@@ -20,6 +20,8 @@ from torch import nn
 
 from linzoo.callbacks.image_files import fresh_path
 from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, read_net
+from linzoo.checkpoint.atomic import atomic_path
+from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
@@ -86,10 +88,21 @@ def example_inputs(net: nn.Module, build_config: dict[str, Any], *, num: int = 1
 def export_net(
     net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]
 ) -> float | None:
-    """Write ``net`` to ``path`` in ``format`` and return the max abs difference of the reloaded file vs PyTorch."""
+    """Write ``net`` to ``path`` in ``format`` and return the max abs difference of the reloaded file vs PyTorch.
+
+    The file is written and checked under a temp name beside ``path`` and becomes ``path`` only
+    when both worked: a failed or interrupted export leaves no truncated file behind.
+    """
     require({"onnx": "onnxruntime", "safetensors": "safetensors"}.get(format, "torch"), f"format={format}")
     if format == "onnx":
         require("onnxscript", "format=onnx")
+    with atomic_path(path) as temporary:
+        return _write_and_compare(net, inputs, temporary, format, build_config=build_config)
+
+
+def _write_and_compare(
+    net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]
+) -> float:
     with torch.no_grad():
         expected = net(inputs)
     if format == "safetensors":
@@ -98,7 +111,7 @@ def export_net(
         # Tied weights (the LM head) are stored once per name: safetensors refuses shared storage.
         tensors = {name: tensor.detach().clone().contiguous() for name, tensor in net.state_dict().items()}
         save_file(tensors, str(path), metadata={SAFETENSORS_CONFIG_KEY: json.dumps(build_config), "format": "pt"})
-        saved_state, saved_config = read_net(path)
+        saved_state, saved_config = read_safetensors(path)
         rebuilt = build_net(net_config_of(saved_config))
         rebuilt.load_state_dict(saved_state)
         with torch.no_grad():
