@@ -8,6 +8,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
 
+from linzoo.common.errors import UserModuleNotFoundError
+
 
 def mlflow_logger(*, tracking_uri: str = "sqlite:///mlflow.db", **kwargs: Any) -> MLFlowLogger:
     """Lightning's ``MLFlowLogger`` (``kwargs`` are its arguments).
@@ -18,7 +20,7 @@ def mlflow_logger(*, tracking_uri: str = "sqlite:///mlflow.db", **kwargs: Any) -
     ``MLFLOW_ALLOW_FILE_STORE`` is set: for a ``file:`` URI asked for by name it is set here.
     """
     if importlib.util.find_spec("mlflow") is None:
-        raise ModuleNotFoundError(
+        raise UserModuleNotFoundError(
             "logger=mlflow needs MLflow, which is not installed: pip install 'linzoo[mlflow]' (or mlflow-skinny)."
         )
     if tracking_uri.startswith("file:"):

