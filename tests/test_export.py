@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,69 @@ def test_a_trained_lm_exports_its_forward_on_real_pixel_tokens(fake_mnist_root, 
     program = torch.export.load(str(result.path)).module()
     tokens = torch.randint(0, 2, (3, 49))
     torch.testing.assert_close(program(tokens), linzoo.load(run)(tokens))
+
+
+# ------------------------------------------------------------------------ out= says what is written (issue 20.11)
+def test_the_suffix_of_out_decides_the_format_and_a_mismatch_is_refused(mlp_run, tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"out=.*m\.safetensors names a safetensors file .* but format=onnx"):
+        export_checkpoint(ckpt_path=mlp_run, format="onnx", out=tmp_path / "m.safetensors", run_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"its suffix '\.bin' names no export format"):
+        export_checkpoint(ckpt_path=mlp_run, out=tmp_path / "m.bin", run_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    result = export_checkpoint(ckpt_path=mlp_run, out=tmp_path / "m.safetensors", run_dir=tmp_path)  # no format=
+    assert result.path == tmp_path / "m.safetensors" and linzoo.load(result.path) is not None
+    scripted = export_checkpoint(ckpt_path=mlp_run, out=tmp_path / "m.torchscript.pt", run_dir=tmp_path)
+    assert scripted.path.is_file() and torch.jit.load(str(scripted.path)) is not None
+
+
+def test_out_naming_a_directory_writes_model_inside_it(mlp_run, tmp_path) -> None:
+    new = export_checkpoint(ckpt_path=mlp_run, format="safetensors", out=f"{tmp_path / 'new'}/", run_dir=tmp_path)
+    assert new.path == tmp_path / "new" / "model.safetensors"
+    (tmp_path / "there").mkdir()
+    there = export_checkpoint(ckpt_path=mlp_run, format="safetensors", out=tmp_path / "there", run_dir=tmp_path)
+    assert there.path == tmp_path / "there" / "model.safetensors"
+    again = export_checkpoint(ckpt_path=mlp_run, format="safetensors", out=tmp_path / "there", run_dir=tmp_path)
+    assert again.path == tmp_path / "there" / "model-1.safetensors"  # nothing overwritten
+
+
+def test_an_unwritable_destination_is_refused_before_loading(tmp_path, monkeypatch) -> None:
+    missing = tmp_path / "no_such_run"  # loading it would fail: the refusal comes first
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        export_checkpoint(ckpt_path=missing, out=tmp_path / "a_file" / "m.onnx", run_dir=tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    with pytest.raises(ValueError, match="locked is not writable; nothing was loaded or written"):
+        export_checkpoint(ckpt_path=missing, out=locked / "m.onnx", run_dir=tmp_path)
+    with pytest.raises(ValueError, match="locked is not writable"):
+        export_checkpoint(ckpt_path=missing, out=f"{locked}/", run_dir=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["mismatch", "under_a_file", "read_only"])
+def test_export_refusals_are_one_line_and_exit_2(tmp_path, case: str) -> None:
+    if case == "mismatch":
+        overrides, message = ["format=onnx", f"out={tmp_path / 'm.safetensors'}"], "but format=onnx"
+    elif case == "under_a_file":
+        (tmp_path / "a_file").write_text("x")
+        overrides, message = [f"out={tmp_path / 'a_file' / 'm.onnx'}"], "is a file, not a directory"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only directories")
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        overrides, message = [f"out={locked / 'm.onnx'}"], "is not writable"
+    command = [
+        sys.executable,
+        "scripts/export.py",
+        f"ckpt_path={tmp_path / 'no_such_run'}",
+        *overrides,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], done.stderr

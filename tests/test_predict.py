@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,147 @@ def test_predict_script_from_the_command_line(mlp_run, test_digits, tmp_path) ->
     command[3:5] = [f"inputs={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run_empty'}"]  # a new run dir
     failed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "is a folder with no images" in failed.stderr
+
+
+# ----------------------------------------------------------------------- input that could be misread (issue 20.9)
+def test_dark_ink_on_a_transparent_png_reads_as_the_same_digit_on_white(test_digits, tmp_path) -> None:
+    digit = test_digits[0][3]
+    paint_program_copy(digit, tmp_path / "white.png")
+    rgba = np.zeros((200, 200, 4), dtype=np.uint8)  # black ink, opaque where the digit is, transparent elsewhere
+    rgba[..., 3] = np.asarray(Image.fromarray(digit).resize((200, 200), Image.Resampling.BICUBIC))
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "transparent.png")
+    _, on_white = read_inputs(tmp_path / "white.png", image_size=28)
+    _, transparent = read_inputs(tmp_path / "transparent.png", image_size=28)
+    assert transparent.std() > 0.9 * on_white.std() > 0  # not blank (as it was: alpha dropped, all black)
+    assert (transparent - on_white).abs().mean() < 0.02
+    assert (transparent[0, 0] - torch.from_numpy(digit).float() / 255).abs().mean() < 0.05
+    white_ink = rgba.copy()
+    white_ink[..., :3] = 255  # light ink on transparency: composited onto black, same result
+    Image.fromarray(white_ink, "RGBA").save(tmp_path / "white_ink.png")
+    _, light = read_inputs(tmp_path / "white_ink.png", image_size=28)
+    assert (light - on_white).abs().mean() < 0.02
+
+
+def test_every_frame_of_an_animated_gif_is_an_input(test_digits, tmp_path) -> None:
+    frames = [Image.fromarray(test_digits[0][digit]) for digit in (1, 7, 4)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    names, images = read_inputs(tmp_path / "anim.gif", image_size=28)
+    assert names == ["anim.gif[0]", "anim.gif[1]", "anim.gif[2]"]
+    for image, digit in zip(images, (1, 7, 4)):
+        assert (image[0] - torch.from_numpy(test_digits[0][digit]).float() / 255).abs().mean() < 0.02
+
+
+def test_channels_last_numpy_images_are_transposed(test_digits, tmp_path) -> None:
+    digits = test_digits[0]
+    rgb = np.repeat(digits[3][..., None], 3, axis=-1)  # [28, 28, 3], as PIL/numpy hold a colour image
+    np.save(tmp_path / "rgb.npy", rgb)
+    names, images = read_inputs(tmp_path / "rgb.npy", image_size=28)
+    assert names == ["rgb.npy[0]"] and images.shape == (1, 1, 28, 28)
+    expected = torch.from_numpy(digits[3]).float() / 255
+    assert (images[0, 0] - expected).abs().max() < 0.01
+    np.save(tmp_path / "batch.npy", digits[:, :, :, None])  # [N, 28, 28, 1]
+    names, images = read_inputs(tmp_path / "batch.npy", image_size=28)
+    assert len(names) == 10 and images.shape == (10, 1, 28, 28)
+    torch.testing.assert_close(images[:, 0], torch.from_numpy(digits).float() / 255)
+
+
+def test_non_finite_pixels_are_refused_naming_the_file(tmp_path) -> None:
+    for bad in (np.nan, np.inf):
+        images = np.full((2, 28, 28), 0.5, dtype=np.float32)
+        images[1, 3, 4] = bad
+        np.save(tmp_path / "bad.npy", images)
+        with pytest.raises(ValueError, match=r"bad\.npy holds 1 NaN or infinite value"):
+            read_inputs(tmp_path / "bad.npy", image_size=28)
+    with pytest.raises(ValueError, match="NaN or infinite pixels"):
+        preprocess(torch.full((1, 1, 28, 28), float("nan")), image_size=28)
+
+
+# --------------------------------------------------------------------------- no crash, no hang (issue 20.15)
+def test_a_decompression_bomb_in_a_folder_is_skipped(mlp_run, test_digits, tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray(test_digits[0][7]).save(folder / "a_seven.png")
+    Image.new("L", (100, 100)).save(folder / "b_bomb.png")  # over the (lowered) limit: a warning-sized bomb
+    Image.new("L", (300, 300)).save(folder / "c_bomb.png")  # over twice the limit: PIL's error
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30 * 30)
+    with pytest.warns(UnreadableImageWarning, match="decompression bomb") as caught:
+        written = predict_checkpoint(ckpt_path=mlp_run, inputs=folder, run_dir=tmp_path / "run")
+    assert {name for name in ("b_bomb.png", "c_bomb.png") if any(name in str(w.message) for w in caught)} == {
+        "b_bomb.png",
+        "c_bomb.png",
+    }
+    assert [row["file"] for row in csv.DictReader(written.open())] == ["a_seven.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_skipped_not_waited_on(mlp_run, test_digits, tmp_path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray(test_digits[0][7]).save(folder / "a_seven.png")
+    os.mkfifo(folder / "pipe.png")
+    with pytest.warns(UnreadableImageWarning, match="pipe.png: it is not a regular file"):
+        names, _ = read_inputs(folder, image_size=28)
+    assert names == ["a_seven.png"]
+    with pytest.raises(ValueError, match="is not a regular file"):
+        read_inputs(folder / "pipe.png", image_size=28)
+
+
+def test_bad_options_and_empty_inputs_are_refused_before_the_model_loads(tmp_path) -> None:
+    np.save(tmp_path / "digits.npy", np.zeros((2, 28, 28), dtype=np.uint8))
+    missing = tmp_path / "no_such_run"  # loading it would fail: each refusal comes first
+    for batch_size in (0, -5):
+        with pytest.raises(ValueError, match=f"batch_size={batch_size}: expected a whole number >= 1"):
+            predict_checkpoint(
+                ckpt_path=missing, inputs=tmp_path / "digits.npy", run_dir=tmp_path, batch_size=batch_size
+            )
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device=cuda: this machine has no CUDA GPU"):
+            predict_checkpoint(ckpt_path=missing, inputs=tmp_path / "digits.npy", run_dir=tmp_path, device="cuda")
+    with pytest.raises(ValueError, match="device=gpu: not a device"):
+        predict_checkpoint(ckpt_path=missing, inputs=tmp_path / "digits.npy", run_dir=tmp_path, device="gpu")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"empty\.npy has shape \[0, 28, 28\]: it holds no images"):
+        predict_checkpoint(ckpt_path=missing, inputs=tmp_path / "empty.npy", run_dir=tmp_path)
+
+
+def test_a_file_named_like_a_formula_is_neutralised_in_the_csv(mlp_run, test_digits, tmp_path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    names = ['=HYPERLINK("evil.example","y").png', "+1.png", "-1.png", "@sum.png", "plain.png"]
+    for name in names:
+        Image.fromarray(test_digits[0][7]).save(folder / name)
+    written = predict_checkpoint(ckpt_path=mlp_run, inputs=folder, run_dir=tmp_path / "run")
+    cells = [row["file"] for row in csv.DictReader(written.open())]
+    assert sorted(cells) == sorted(f"'{name}" if name[0] in "=+-@" else name for name in names)
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # written atomically, no temp file left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("batch_size=0", "batch_size=0: expected a whole number >= 1"),
+        ("batch_size=-5", "batch_size=-5: expected a whole number >= 1"),
+        ("device=cuda", "device=cuda: this machine has no CUDA GPU"),
+        ("inputs=EMPTY", "it holds no images"),
+    ],
+)
+def test_predict_refusals_are_one_line_and_exit_2(tmp_path, override: str, message: str) -> None:
+    if override == "device=cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    np.save(tmp_path / "digits.npy", np.zeros((2, 28, 28), dtype=np.uint8))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), dtype=np.uint8))
+    override = override.replace("EMPTY", str(tmp_path / "empty.npy"))
+    command = [
+        sys.executable,
+        "scripts/predict.py",
+        f"ckpt_path={tmp_path / 'no_such_run'}",
+        f"inputs={tmp_path / 'digits.npy'}",
+        override,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], done.stderr

@@ -5,12 +5,19 @@ or reconstructions, or, for the pixel LM, token ids [B, T] -> next-token logits 
 sampling loop, ``generate``, is Python control flow around ``forward`` and is not exported).
 The batch axis is dynamic. After writing, the file is read back and run on real test
 inputs against PyTorch; the max abs difference is reported and must be <= 1e-4.
+
+``out=`` says what is written: its suffix names the format (``.onnx``, ``.torchscript.pt``,
+``.pt2``, ``.safetensors``), so ``format=`` may be left out; a suffix that disagrees with
+``format=`` is refused, naming both. ``out=`` ending in ``/`` or naming an existing directory
+writes ``<dir>/model.<ext>`` inside it. The destination is checked (free, writable) before
+anything is loaded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "ExportResult", "export_checkpoint", "export_net"]
+__all__ = ["FORMATS", "ExportResult", "destination", "export_checkpoint", "export_net", "format_of"]
 
 # format -> file suffix
 FORMATS: dict[str, str] = {
@@ -57,6 +64,66 @@ def check_format(format: str | None, quantize: str | None) -> str:
             f"subclasses that {format} cannot hold. Use format=exported_program, or drop quantize= for {format}."
         )
     return format
+
+
+def format_of(path: str | Path) -> str | None:
+    """The format whose suffix ``path``'s name ends with (``model.torchscript.pt``: torchscript), or None."""
+    name = Path(path).name.lower()
+    for format, suffix in sorted(FORMATS.items(), key=lambda item: -len(item[1])):
+        if name.endswith(suffix):
+            return format
+    return None
+
+
+def destination(
+    out: str | Path | None, format: str | None, quantize: str | None, run_dir: str | Path
+) -> tuple[Path, str]:
+    """``(file to write, format)`` of ``out=`` and ``format=``, checked before any loading work:
+    the suffix of ``out`` names the format (and must agree with ``format``); a directory
+    (``out`` ending in ``/`` or an existing one) gets ``model.<ext>``; a taken file or a
+    directory that cannot be written is a clear error."""
+    if format is not None:
+        check_format(format, None)  # an unknown format is named as such, before any mismatch
+    name = "model-int8" if quantize else "model"
+    if out is None or str(out).endswith(("/", os.sep)) or Path(out).is_dir():
+        format = check_format(format, quantize)
+        directory = Path(run_dir if out is None else out)
+        _check_writable(directory, out)
+        return fresh_path(directory / f"{name}{FORMATS[format]}"), format
+    path = Path(out)
+    implied = format_of(path)
+    if implied is None:
+        suffixes = ", ".join(f"{suffix} ({kind})" for kind, suffix in FORMATS.items())
+        raise UserValueError(
+            f"out={out}: its suffix {''.join(path.suffixes) or '(none)'!r} names no export format; "
+            f"end it with one of {suffixes}, or end out= with / to write {name}.<ext> into that directory."
+        )
+    if format is not None and format != implied:
+        raise UserValueError(
+            f"out={out} names a {implied} file ({FORMATS[implied]}) but format={format}; "
+            f"they must agree. Fix: out=<name>{FORMATS.get(format, '')} or format={implied}."
+        )
+    format = check_format(implied, quantize)
+    if path.exists():
+        raise UserFileExistsError(
+            f"out={out} already exists; nothing was written. Choose another path, or move that file away."
+        )
+    _check_writable(path.parent, out)
+    return path, format
+
+
+def _check_writable(directory: Path, out: str | Path | None) -> None:
+    """``directory`` (or, when it does not exist yet, its nearest existing parent) can take a new file."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserValueError(f"out={out}: {existing} is a file, not a directory; nothing can be written under it.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserValueError(
+            f"out={out}: the directory {existing} is not writable; nothing was loaded or written. "
+            "Fix: choose an out= you can write to."
+        )
 
 
 def example_inputs(net: nn.Module, build_config: dict[str, Any], *, num: int = 16) -> torch.Tensor:
@@ -155,11 +222,7 @@ def export_checkpoint(
 ) -> ExportResult:
     """Export the net of ``ckpt_path`` (a .ckpt, run directory or .safetensors file) and check the file."""
     quantize = check_quantize(quantize)
-    format = check_format(format, quantize)
-    if out is not None and Path(out).exists():
-        raise UserFileExistsError(
-            f"out={out} already exists; nothing was written. Choose another path, or move that file away."
-        )
+    path, format = destination(out, format, quantize, run_dir)
     state, build_config = read_net(ckpt_path)
     net = build_net(net_config_of(build_config))
     net.load_state_dict(state)
@@ -167,13 +230,7 @@ def export_checkpoint(
     inputs = example_inputs(net, build_config)
     if quantize:
         net = quantize_int8(net)
-    if out is None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        name = "model-int8" if quantize else "model"
-        path = fresh_path(Path(run_dir) / f"{name}{FORMATS[format]}")
-    else:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(net, "generate"):
         log.info("The pixel LM's forward (token ids -> logits) is exported; its sampling loop (generate) is not.")
     difference = export_net(net, inputs, path, format, build_config=build_config)

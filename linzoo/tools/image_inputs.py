@@ -7,9 +7,18 @@ background. :func:`read_inputs` turns anything a user has into exactly that:
 - an image file (PNG, JPEG, ...; any size, colour or grey): converted to grey (or RGB for a
   3-channel net), padded to a square with its border colour, resized to S x S (bilinear,
   antialiased when shrinking), divided by 255;
-- a folder: every image file in it, sorted by name (files that cannot be decoded are skipped
-  with a warning, the rest are read);
-- a ``.pt`` / ``.npy`` tensor [H, W], [N, H, W] or [N, C, H, W], uint8 in 0..255 or float in [0, 1].
+- a folder: every image file in it, sorted by name (files that cannot be decoded, decompression
+  bombs (more pixels than PIL's ``Image.MAX_IMAGE_PIXELS``) and anything that is not a regular
+  file, such as a named pipe, are skipped with a warning; the rest are read);
+- a ``.pt`` / ``.npy`` tensor [H, W], [N, H, W] or [N, C, H, W], or channels-last [H, W, C] /
+  [N, H, W, C] (C in 1, 3, 4 and H, W > 4: a numpy RGB image), uint8 in 0..255 or float in [0, 1];
+  an empty tensor or one with NaN/inf pixels is refused.
+
+Transparency: an image (or 4-channel tensor) with an alpha channel is composited onto a
+background that contrasts with its opaque pixels, the ink: white under dark ink (then ``invert=auto``
+makes it MNIST's light-on-dark), black under light ink. Animated images (GIF, APNG, WebP) and
+multi-page TIFFs are not judged by their first frame: every frame is an input of its own, named
+``file.gif[0]``, ``file.gif[1]``, ...
 
 Files are decoded with PIL, not ``torchvision.io.decode_image``: that reads PNG, JPEG, GIF and
 WebP but not BMP or TIFF, which predict accepts, and one decoder for all is simpler than two.
@@ -22,20 +31,31 @@ white paper or in a paint program) to MNIST's light-on-dark; ``"true"`` inverts 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import stat
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from linzoo.common.errors import UserFileNotFoundError, UserValueError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_SUFFIXES", "TENSOR_SUFFIXES", "UnreadableImageWarning", "preprocess", "read_inputs"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "TENSOR_SUFFIXES",
+    "RawInputs",
+    "UnreadableImageWarning",
+    "collect_inputs",
+    "preprocess",
+    "read_inputs",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TENSOR_SUFFIXES = (".pt", ".npy")
@@ -46,11 +66,19 @@ class UnreadableImageWarning(UserWarning):
     """An input image could not be decoded; it was skipped."""
 
 
-def read_inputs(
-    path: str | Path, *, image_size: int, in_channels: int = 1, invert: str | bool = "auto"
-) -> tuple[list[str], torch.Tensor]:
-    """``(names, images float32 [N, in_channels, image_size, image_size] in [0, 1])`` of ``path``."""
-    invert = _check_invert(invert)
+@dataclass(frozen=True)
+class RawInputs:
+    """What ``inputs=`` names, checked and read as far as it can be without the net: the image
+    files to decode, or the tensor file's images [N, C, H, W] (uint8 or float)."""
+
+    path: Path
+    files: list[Path] | None = None
+    tensor: torch.Tensor | None = None
+
+
+def collect_inputs(path: str | Path) -> RawInputs:
+    """Check ``path`` and read a tensor file (its shape, dtype, range and finiteness checked): all a
+    user's mistake in ``inputs=`` that can be found before the model is loaded."""
     path = Path(path)
     if not path.exists():
         raise UserFileNotFoundError(
@@ -63,17 +91,35 @@ def read_inputs(
                 f"inputs={path} is a folder with no images (looked for {', '.join(IMAGE_SUFFIXES)}); "
                 "put PNG or JPEG files in it, or point inputs= at one image or a .pt/.npy tensor."
             )
-        return _read_image_files(files, image_size=image_size, in_channels=in_channels, invert=invert)
+        return RawInputs(path, files=files)
+    if not _is_regular_file(path):
+        raise UserValueError(
+            f"inputs={path} is not a regular file (a named pipe, a device or a socket); give an image file, "
+            "a folder of images, or a .pt/.npy tensor."
+        )
     suffix = path.suffix.lower()
     if suffix in TENSOR_SUFFIXES:
-        images = preprocess(_read_tensor(path), image_size=image_size, in_channels=in_channels, invert=invert)
-        return [f"{path.name}[{index}]" for index in range(len(images))], images
+        return RawInputs(path, tensor=_read_tensor(path))
     if suffix in IMAGE_SUFFIXES:
-        return _read_image_files([path], image_size=image_size, in_channels=in_channels, invert=invert)
+        return RawInputs(path, files=[path])
     raise UserValueError(
         f"inputs={path}: unknown kind of file {suffix!r}; expected an image ({', '.join(IMAGE_SUFFIXES)}), "
         f"a tensor ({', '.join(TENSOR_SUFFIXES)}) or a folder of images."
     )
+
+
+def read_inputs(
+    path: str | Path | RawInputs, *, image_size: int, in_channels: int = 1, invert: str | bool = "auto"
+) -> tuple[list[str], torch.Tensor]:
+    """``(names, images float32 [N, in_channels, image_size, image_size] in [0, 1])`` of ``path``
+    (or of what :func:`collect_inputs` made of it)."""
+    invert = _check_invert(invert)
+    raw = path if isinstance(path, RawInputs) else collect_inputs(path)
+    if raw.tensor is not None:
+        images = preprocess(raw.tensor, image_size=image_size, in_channels=in_channels, invert=invert)
+        return [f"{raw.path.name}[{index}]" for index in range(len(images))], images
+    assert raw.files is not None
+    return _read_image_files(raw.files, image_size=image_size, in_channels=in_channels, invert=invert)
 
 
 def preprocess(
@@ -81,9 +127,15 @@ def preprocess(
 ) -> torch.Tensor:
     """Images [N, C, H, W] (uint8 or float in [0, 1]) -> float32 [N, in_channels, S, S] in [0, 1], as trained."""
     invert = _check_invert(invert)
+    if images.dim() != 4 or len(images) == 0:
+        raise UserValueError(f"Images of shape {list(images.shape)}: expected a non-empty batch [N, C, H, W].")
+    if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+        raise UserValueError("Images with NaN or infinite pixels cannot be predicted; give finite values in [0, 1].")
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
     images = images.float()
+    if images.shape[1] == 4:  # RGBA: the alpha composited onto a background contrasting with the ink
+        images = _composite_alpha(images[:, :3], images[:, 3:])
     if images.shape[1] != in_channels:
         if images.shape[1] == 3 and in_channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
             images = (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -113,18 +165,43 @@ def _light_background(images: torch.Tensor) -> torch.Tensor:
     return border.flatten(1).mean(dim=1) > 0.5
 
 
+def _composite_alpha(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """float [N, 3, H, W] over a background: white under dark ink (the opaque pixels), black under light."""
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    ink = (luma * alpha).flatten(1).sum(1) / alpha.flatten(1).sum(1).clamp_min(1e-6)
+    background = (ink < 0.5).to(rgb.dtype).view(-1, 1, 1, 1)
+    return rgb * alpha + background * (1 - alpha)
+
+
+def _is_regular_file(path: Path) -> bool:
+    """A regular file (following links): never open a FIFO, a device or a socket, which can block forever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _read_image_files(
     files: list[Path], *, image_size: int, in_channels: int, invert: str
 ) -> tuple[list[str], torch.Tensor]:
     names, images = [], []
     for file in files:
+        if not _is_regular_file(file):
+            message = f"Skipped {file}: it is not a regular file (a folder, a named pipe, a device or a socket)."
+            warnings.warn(message, UnreadableImageWarning, stacklevel=2)
+            continue
         try:
-            images.append(_load_image(file, image_size=image_size, in_channels=in_channels))
+            frames = _load_image(file, image_size=image_size, in_channels=in_channels)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            message = f"Skipped {file}: it is too large to decode safely, a possible decompression bomb ({error})."
+            warnings.warn(message, UnreadableImageWarning, stacklevel=2)
+            continue
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             message = f"Skipped {file}: it cannot be decoded as an image ({type(error).__name__}: {error})."
             warnings.warn(message, UnreadableImageWarning, stacklevel=2)
             continue
-        names.append(file.name)
+        images.extend(frames)
+        names.extend([file.name] if len(frames) == 1 else [f"{file.name}[{index}]" for index in range(len(frames))])
     if not images:
         raise UserValueError(
             f"None of the {len(files)} image file(s) at {files[0].parent} could be decoded; nothing to predict."
@@ -132,11 +209,32 @@ def _read_image_files(
     return names, preprocess(torch.stack(images), image_size=image_size, in_channels=in_channels, invert=invert)
 
 
-def _load_image(file: Path, *, image_size: int, in_channels: int) -> torch.Tensor:
-    """One file -> uint8 [in_channels, S, S]: grey (or RGB), padded square with the border colour, resized."""
-    with Image.open(file) as image:
-        image.load()
-        image = image.convert("L" if in_channels == 1 else "RGB")
+def _load_image(file: Path, *, image_size: int, in_channels: int) -> list[torch.Tensor]:
+    """One file -> its frames (one, unless animated or multi-page), each uint8 [in_channels, S, S]:
+    transparency composited onto a background contrasting with the ink, grey (or RGB), padded
+    square with the border colour, resized. A decompression bomb raises (PIL's warning too)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(file) as image:
+            image.load()
+            frames = [_flatten(frame, in_channels) for frame in ImageSequence.Iterator(image)]
+    return [_square_and_resize(frame, image_size=image_size, in_channels=in_channels) for frame in frames]
+
+
+def _flatten(frame: Image.Image, in_channels: int) -> Image.Image:
+    """A frame as L (or RGB), its transparency (if any) composited as :func:`_composite_alpha` does."""
+    mode = "L" if in_channels == 1 else "RGB"
+    if frame.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in frame.info:
+        rgba = np.asarray(frame.convert("RGBA"), dtype=np.float32) / 255
+        if rgba[..., 3].min() < 1:
+            rgb = torch.from_numpy(rgba[..., :3].transpose(2, 0, 1).copy())[None]
+            alpha = torch.from_numpy(rgba[..., 3].copy())[None, None]
+            flat = (_composite_alpha(rgb, alpha)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            return Image.fromarray(flat, "RGB").convert(mode)
+    return frame.convert(mode)
+
+
+def _square_and_resize(image: Image.Image, *, image_size: int, in_channels: int) -> torch.Tensor:
     width, height = image.size
     if width != height:
         array = np.asarray(image)
@@ -166,6 +264,17 @@ def _read_tensor(path: Path) -> torch.Tensor:
             f"inputs={path} holds a {type(data).__name__}, not a tensor of images [N, H, W] or [N, C, H, W]."
         )
     shape = list(data.shape)
+    if data.numel() == 0:
+        raise UserValueError(f"inputs={path} has shape {shape}: it holds no images; nothing to predict.")
+    if data.is_floating_point() and not bool(torch.isfinite(data).all()):
+        bad = int((~torch.isfinite(data)).sum())
+        raise UserValueError(
+            f"inputs={path} holds {bad} NaN or infinite value(s); give finite float images in [0, 1] or uint8 in 0..255."
+        )
+    if _channels_last(data):  # [H, W, C] / [N, H, W, C], as numpy and PIL hold colour images
+        data = data.movedim(-1, -3)
+        if data.dim() == 3:
+            data = data[None]
     if data.dim() == 2:
         data = data[None, None]
     elif data.dim() == 3:
@@ -181,3 +290,11 @@ def _read_tensor(path: Path) -> torch.Tensor:
     elif data.dtype != torch.uint8:
         raise UserValueError(f"inputs={path} has dtype {data.dtype}; give float images in [0, 1] or uint8 in 0..255.")
     return data
+
+
+def _channels_last(data: torch.Tensor) -> bool:
+    """[H, W, C] or [N, H, W, C] with C in 1, 3, 4 and H, W > 4 (a [N, C, H, W] batch has C <= 4 at dim 1)."""
+    if data.dim() not in (3, 4) or data.shape[-1] not in (1, 3, 4):
+        return False
+    height, width = data.shape[-3], data.shape[-2]
+    return height > 4 and width > 4

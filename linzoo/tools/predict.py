@@ -2,12 +2,17 @@
 
 Classifiers: a table of file, predicted class and top-k probabilities, printed and written
 as ``predictions.csv``; autoencoders: ``reconstructions.png``, inputs above their
-reconstructions. Both land in the run directory under a fresh name (nothing is overwritten).
+reconstructions. Both land in the run directory under a fresh name (nothing is overwritten),
+written atomically. A CSV cell that a spreadsheet would run as a formula (a file named
+``=HYPERLINK(...)``: cells starting with ``= + - @``, tab or carriage return) is prefixed with a
+single quote, as OWASP advises against CSV injection. ``batch_size``, ``device``, ``top_k`` and
+``inputs`` are checked before the model is loaded.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +23,16 @@ from torch import nn
 
 from linzoo.callbacks.image_files import fresh_path, save_image_grid
 from linzoo.checkpoint import build_net, net_config_of, read_net
+from linzoo.checkpoint.atomic import write_text_atomically
 from linzoo.common.errors import UserValueError
 from linzoo.data.sources import DATASETS
-from linzoo.tools.image_inputs import read_inputs
+from linzoo.tools.image_inputs import collect_inputs, read_inputs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Prediction", "classify", "predict_checkpoint", "task_kind"]
+__all__ = ["Prediction", "check_batch_size", "check_device", "classify", "predict_checkpoint", "task_kind"]
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet may run as a formula
 
 TASK_KINDS = {"Classifier": "classifier", "Autoencoding": "autoencoder", "LanguageModeling": "lm"}
 
@@ -73,16 +81,50 @@ def format_table(predictions: list[Prediction]) -> str:
     return "\n".join(lines)
 
 
+def csv_cell(text: str) -> str:
+    """``text``, prefixed with ``'`` when a spreadsheet would take it for a formula (CSV injection)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def write_csv(predictions: list[Prediction], path: Path) -> Path:
-    """``file,class,top1,prob1,top2,prob2,...`` one row per input."""
+    """``file,class,top1,prob1,top2,prob2,...`` one row per input, written atomically."""
     k = len(predictions[0].top)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "class", *[f"{kind}{i + 1}" for i in range(k) for kind in ("top", "prob")]])
-        for prediction in predictions:
-            cells = [value for label, probability in prediction.top for value in (label, f"{probability:.6f}")]
-            writer.writerow([prediction.name, prediction.label, *cells])
-    return path
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(["file", "class", *[f"{kind}{i + 1}" for i in range(k) for kind in ("top", "prob")]])
+    for prediction in predictions:
+        cells = [value for label, probability in prediction.top for value in (csv_cell(label), f"{probability:.6f}")]
+        writer.writerow([csv_cell(prediction.name), csv_cell(prediction.label), *cells])
+    return write_text_atomically(path, handle.getvalue())
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` as an int >= 1, else a clear error."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserValueError(f"batch_size={batch_size}: expected a whole number >= 1. Fix: batch_size=256.")
+    return batch_size
+
+
+def check_device(device: object) -> torch.device:
+    """``device`` as a torch device this machine has, else a clear error."""
+    try:
+        parsed = torch.device(str(device))
+    except RuntimeError as error:
+        raise UserValueError(f"device={device}: not a device ({error}). Fix: device=cpu or device=cuda.") from error
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserValueError(
+                f"device={device}: this machine has no CUDA GPU that PyTorch can use. Fix: device=cpu."
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise UserValueError(
+                f"device={device}: this machine has {torch.cuda.device_count()} CUDA GPU(s). Fix: device=cuda:0."
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UserValueError(f"device={device}: MPS is not available on this machine. Fix: device=cpu.")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise UserValueError(f"device={device}: expected cpu, cuda or mps. Fix: device=cpu.")
+    return parsed
 
 
 def predict_checkpoint(
@@ -100,6 +142,11 @@ def predict_checkpoint(
     Returns the file written: ``predictions.csv`` (classifiers) or ``reconstructions.png``
     (autoencoders), under a fresh name in ``run_dir``.
     """
+    if top_k < 1:
+        raise UserValueError(f"top_k must be >= 1, got {top_k}.")
+    batch_size = check_batch_size(batch_size)
+    target = check_device(device)
+    raw_inputs = collect_inputs(inputs)
     state, build_config = read_net(ckpt_path)
     kind = task_kind(build_config)
     if kind == "lm":
@@ -107,13 +154,13 @@ def predict_checkpoint(
             f"{ckpt_path} holds a pixel language model, which generates images rather than predicting "
             "on them; draw digits with scripts/sample.py ckpt_path=... instead."
         )
-    if top_k < 1:
-        raise UserValueError(f"top_k must be >= 1, got {top_k}.")
     net = build_net(net_config_of(build_config))
     net.load_state_dict(state)
-    net = net.to(device).eval()
-    names, images = read_inputs(inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert)
-    images = images.to(device)
+    net = net.to(target).eval()
+    names, images = read_inputs(
+        raw_inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert
+    )
+    images = images.to(target)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if kind == "classifier":
