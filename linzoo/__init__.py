@@ -41,8 +41,8 @@ def create_model(name: str, *, checkpoint_path: str | os.PathLike[str] | None = 
 
 def load(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> nn.Module:
     """The trained plain net (an ``nn.Module`` in eval mode on ``device``) of ``path``:
-    a checkpoint (.ckpt), a run directory (its best checkpoint, else last.ckpt) or a
-    .safetensors file written by ``scripts/export.py`` (no Lightning object needed)."""
+    a checkpoint (.ckpt), a run directory (the checkpoint its metrics.json names: the best,
+    else last.ckpt; see :func:`linzoo.checkpoint.checkpoint_in`) or a .safetensors file written by ``scripts/export.py`` (no Lightning object needed)."""
     from linzoo.checkpoint import load as load_net
 
     return load_net(path, device=device)

@@ -49,7 +49,32 @@ def test_divergence_stops_with_a_fix_keeps_good_checkpoints_and_writes_strict_js
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
         assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()), checkpoint.name
     assert metrics["best_checkpoint"].endswith(".ckpt")  # epoch 0 was still good: kept as the best
+    assert f"best: {metrics['best_checkpoint']})" in str(stopped.value)
+    assert metrics["best_checkpoint"].startswith(str(tmp_path / "run" / "checkpoints"))
     assert metrics["monitor"]["best"] is not None
+
+
+def test_the_divergence_message_names_only_this_runs_best_checkpoint(tmp_path) -> None:
+    """A resumed run's checkpoint callback may carry the best path of the run it came from:
+    the message names a best only when it is a file of this run's checkpoint folder."""
+    from types import SimpleNamespace
+
+    from linzoo.callbacks.divergence import divergence_message
+
+    other, here = tmp_path / "other" / "checkpoints", tmp_path / "here" / "checkpoints"
+    for folder in (other, here):
+        folder.mkdir(parents=True)
+        (folder / "epoch_000.ckpt").write_bytes(b"x")
+
+    def message(best, dirpath) -> str:
+        callback = SimpleNamespace(best_model_path=str(best), dirpath=str(dirpath))
+        trainer = SimpleNamespace(checkpoint_callback=callback, optimizers=[], global_step=3, current_epoch=1)
+        return divergence_message(trainer, what="the training loss")
+
+    assert "best: none saved in this run yet" in message(other / "epoch_000.ckpt", here)
+    assert str(other) not in message(other / "epoch_000.ckpt", here)
+    assert f"best: {here / 'epoch_000.ckpt'})" in message(here / "epoch_000.ckpt", here)
+    assert "best: none saved in this run yet" in message("", here)
 
 
 def test_metrics_json_is_strict_json(tmp_path) -> None:

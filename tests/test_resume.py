@@ -321,3 +321,29 @@ def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(
         )
     )
     assert resumed["status"] == "finished" and resumed["epochs"] == stop_after
+
+
+@pytest.mark.parametrize("corruption", ["shape", "nan"])
+def test_a_corrupt_optimizer_state_is_refused_naming_the_file(
+    compose_train, fake_mnist_root, tmp_path, corruption: str
+) -> None:
+    """A checkpoint whose optimizer state cannot be trained from is refused before training,
+    naming the file, instead of diverging ("lower optimizer.lr") or failing in optimizer.step."""
+    from linzoo.common.errors import UserValueError
+
+    common = ["model=mlp", *TINY["mlp"], *data_overrides(fake_mnist_root), *SHORT, "trainer.max_epochs=1"]
+    train(compose_train(common, output_dir=tmp_path / "first"))
+    checkpoint = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    state = checkpoint["optimizer_states"][0]["state"][0]
+    if corruption == "shape":
+        state["exp_avg"] = torch.zeros(3)
+    else:
+        state["exp_avg_sq"] = torch.full_like(state["exp_avg_sq"], float("nan"))
+    corrupt = tmp_path / "corrupt.ckpt"
+    torch.save(checkpoint, corrupt)
+    with pytest.raises(UserValueError, match="corrupt optimizer state") as raised:
+        train(compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={corrupt}"], output_dir=tmp_path / "second"))
+    message = str(raised.value)
+    assert str(corrupt) in message and "\n" not in message and "optimizer.lr" not in message
+    assert ("shape (3,)" if corruption == "shape" else "NaN") in message
+    assert not (tmp_path / "second" / "metrics.json").exists()

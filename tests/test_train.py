@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from helpers import MODELS, ROOT, SHORT, TINY, data_overrides, same_metric
+from linzoo.checkpoint import checkpoint_in
 from linzoo.run.evaluate import evaluate
 from linzoo.run.train import train
 from linzoo.tasks.loading import load_task
@@ -78,22 +79,96 @@ def test_test_ckpt_picks_the_weights_that_are_tested(
 
 
 @pytest.mark.parametrize("model", ["mlp", "autoencoder"])
-def test_callbacks_none_saves_no_checkpoint_and_reports_the_tasks_monitor(
-    compose_train, fake_mnist_root, tmp_path, model: str
+def test_callbacks_none_keeps_last_checkpoint_and_reports_the_tasks_monitor(
+    compose_train, fake_mnist_root, tmp_path, model: str, capsys
 ) -> None:
     """Without a ModelCheckpoint Lightning would add its own (into csv/checkpoints, mode min);
-    callbacks=none saves nothing, tests the final weights and reports the task's metric and mode."""
+    callbacks=none keeps the final weights as checkpoints/last.ckpt (and nothing else), tests
+    them and reports the task's metric and mode; metrics.json names the checkpoint kept."""
     short = [item for item in SHORT if not item.startswith("callbacks.")]
     cfg = compose_train(
         [f"model={model}", *TINY[model], *data_overrides(fake_mnist_root), *short, "callbacks=none"],
         output_dir=tmp_path / "run",
     )
     metrics = train(cfg)
-    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert list((tmp_path / "run").rglob("*.ckpt")) == [last]
     assert metrics["best_checkpoint"] == "" and metrics["tested_weights"] == "last"
+    assert metrics["weights"] == str(last)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["weights"] == str(last)
+    assert f"Weights: {last}" in capsys.readouterr().out
     expected = {"mlp": ("val/acc", "max"), "autoencoder": ("val/loss", "min")}[model]
     assert (metrics["monitor"]["metric"], metrics["monitor"]["mode"]) == expected
     assert metrics["monitor"]["best"] is not None
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert saved["global_step"] == metrics["global_steps"] and saved["optimizer_states"]
+    assert checkpoint_in(tmp_path / "run") == last  # the run directory's weights are the ones it kept
+
+
+@pytest.mark.parametrize("callbacks", ["default", "none"])
+def test_save_weights_false_keeps_no_checkpoint_and_says_so(
+    compose_train, fake_mnist_root, tmp_path, callbacks: str, capsys
+) -> None:
+    short = [item for item in SHORT if not item.startswith("callbacks.") or callbacks == "default"]
+    cfg = compose_train(
+        [
+            "model=mlp",
+            *TINY["mlp"],
+            *data_overrides(fake_mnist_root),
+            *short,
+            f"callbacks={callbacks}",
+            "save_weights=false",
+            "trainer.max_epochs=1",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    metrics = train(cfg)
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    assert metrics["status"] == "finished" and metrics["weights"] is None and metrics["best_checkpoint"] == ""
+    assert metrics["tested_weights"] == "last" and "test/acc" in metrics
+    assert "no weights were saved (save_weights=false)" in capsys.readouterr().out
+
+
+def test_save_weights_must_be_a_bool_and_agree_with_enable_checkpointing(compose_train, tmp_path) -> None:
+    from linzoo.common.errors import ConfigError
+    from linzoo.run.validation import check_train_config
+
+    with pytest.raises(ConfigError, match="save_weights"):
+        check_train_config(compose_train(["save_weights=maybe"]))
+    with pytest.raises(ConfigError, match="trainer.enable_checkpointing"):
+        check_train_config(compose_train(["save_weights=false", "+trainer.enable_checkpointing=true"]))
+
+
+def test_a_run_directory_loads_the_best_checkpoint_metrics_json_names(compose_train, fake_mnist_root, tmp_path) -> None:
+    """save_top_k=2 with a monitor that makes the first epoch the best (val/loss, mode max: the
+    loss falls): the newest epoch_*.ckpt is not the best; linzoo.load of the run directory,
+    moved elsewhere too, loads metrics.json's best_checkpoint."""
+    import linzoo
+
+    overrides = [
+        "model=mlp",
+        *TINY["mlp"],
+        *data_overrides(fake_mnist_root),
+        *SHORT,
+        "trainer.max_epochs=3",
+        "callbacks.model_checkpoint.monitor=val/loss",
+        "callbacks.model_checkpoint.mode=max",
+        "callbacks.model_checkpoint.save_top_k=2",
+    ]
+    metrics = train(compose_train(overrides, output_dir=tmp_path / "run"))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best = Path(metrics["best_checkpoint"])
+    newest = max(checkpoints.glob("epoch_*.ckpt"), key=lambda file: file.stat().st_mtime)
+    assert len(list(checkpoints.glob("epoch_*.ckpt"))) == 2 and newest != best
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)
+    assert checkpoint_in(moved) == moved / "checkpoints" / best.name
+    model = linzoo.load(moved)
+    expected = torch.load(moved / "checkpoints" / best.name, map_location="cpu", weights_only=False)["state_dict"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, expected[f"net.{name}"])
+    (moved / "metrics.json").unlink()  # a run without metrics.json (still training, or killed): the newest
+    assert checkpoint_in(moved) == moved / "checkpoints" / newest.name
 
 
 def test_resume_from_last_checkpoint_continues_the_epoch_count(compose_train, fake_mnist_root, tmp_path) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["DivergenceError", "StopOnDivergence"]
+from linzoo.common.errors import UserValueError
+
+__all__ = ["DivergenceError", "StopOnDivergence", "check_optimizer_state"]
 
 
 class DivergenceError(RuntimeError):
@@ -71,7 +74,7 @@ def divergence_message(trainer: L.Trainer, *, what: str) -> str:
     """What happened and what to change, in one paragraph."""
     lr = _learning_rate(trainer)
     lr_text = f"{lr:g}" if lr is not None else "?"
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or "none saved yet"
+    best = _this_runs_best(trainer) or "none saved in this run yet"
     return (
         f"Training diverged: {what} became NaN or infinite by step {trainer.global_step} "
         f"(epoch {trainer.current_epoch}, learning rate {lr_text}). Training stopped; the checkpoints keep "
@@ -79,6 +82,53 @@ def divergence_message(trainer: L.Trainer, *, what: str) -> str:
         "(trainer.gradient_clip_val=1.0), train in full precision (trainer.precision=32-true) if you used "
         "16-bit, or use a warm-up schedule (scheduler=onecycle); check the data for NaN/inf."
     )
+
+
+def _this_runs_best(trainer: L.Trainer) -> str:
+    """The best checkpoint, when it is a file of this run's checkpoint folder ("" otherwise: a
+    resumed run may carry the best path of the run it was resumed from)."""
+    callback = trainer.checkpoint_callback
+    best, folder = getattr(callback, "best_model_path", ""), getattr(callback, "dirpath", None)
+    if not best or not folder or not Path(best).is_file():
+        return ""
+    return best if Path(best).resolve().parent == Path(folder).resolve() else ""
+
+
+# Optimizer states that hold one value per parameter element (torch.optim's names).
+ELEMENTWISE_STATES = frozenset(
+    {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "acc_delta", "sum", "grad_avg", "ax"}
+)
+
+
+def check_optimizer_state(optimizers: list[Any], *, ckpt_path: str) -> None:
+    """Refuse (one line naming ``ckpt_path``) an optimizer state restored from a checkpoint that
+    cannot be trained from: a non-finite value, or a per-element state whose shape is not its
+    parameter's. Training from it would diverge (and be reported as a too-high learning rate)
+    or fail inside ``optimizer.step``."""
+    for number, optimizer in enumerate(optimizers):
+        index = 0
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                for name, value in optimizer.state.get(param, {}).items():
+                    problem = _state_problem(name, value, param)
+                    if problem:
+                        raise UserValueError(
+                            f"ckpt_path={ckpt_path} holds a corrupt optimizer state (optimizer {number}, "
+                            f"parameter {index}, {name!r}: {problem}); resuming from it cannot train. Fix: "
+                            "resume from another checkpoint of that run (e.g. its epoch_*.ckpt), or start a "
+                            "new run without ckpt_path."
+                        )
+                index += 1
+
+
+def _state_problem(name: str, value: Any, param: torch.Tensor) -> str:
+    if not isinstance(value, torch.Tensor):
+        return ""
+    if name in ELEMENTWISE_STATES and value.shape != param.shape:
+        return f"shape {tuple(value.shape)}, its parameter's is {tuple(param.shape)}"
+    if value.is_floating_point() and not bool(value.detach().isfinite().all()):
+        return "NaN or infinite values"
+    return ""
 
 
 def _learning_rate(trainer: L.Trainer) -> float | None:

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from linzoo.callbacks.divergence import StopOnDivergence
+from linzoo.callbacks.divergence import StopOnDivergence, check_optimizer_state
 from linzoo.callbacks.interruption import SaveOnInterrupt
 from linzoo.callbacks.rng_state import RestoreRNGStates
 
@@ -16,7 +16,8 @@ __all__ = ["RunSafety"]
 
 
 class RunSafety(Callback):
-    """:class:`StopOnDivergence`, :class:`SaveOnInterrupt` and :class:`RestoreRNGStates` in one.
+    """:class:`StopOnDivergence`, :class:`SaveOnInterrupt` and :class:`RestoreRNGStates` in one,
+    and, on resume, :func:`check_optimizer_state` of the restored optimizer before training starts.
 
     Lightning calls every hook of every callback at every step, whether the callback uses
     it or not (about 40 us per callback and step on a 2-core CPU: docs/benchmarks.md), so the
@@ -31,6 +32,8 @@ class RunSafety(Callback):
         self.rng_states = RestoreRNGStates()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path:  # resumed: the optimizer state just restored must be one to train from
+            check_optimizer_state(trainer.optimizers, ckpt_path=str(trainer.ckpt_path))
         self.divergence.on_train_start(trainer, pl_module)
         self.interruption.on_train_start(trainer, pl_module)
         self.rng_states.on_train_start(trainer, pl_module)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,20 @@ def existing_checkpoint(ckpt_path: str | Path | None) -> str | None:
 
 
 def checkpoint_in(path: str | Path) -> Path:
-    """The weights file ``path`` names: a file as it is; a run directory's best checkpoint
-    (``checkpoints/epoch_*.ckpt``, the newest), else its ``checkpoints/last.ckpt``."""
+    """The weights file ``path`` names: a file as it is; for a run directory, the checkpoint its
+    ``metrics.json`` names: ``best_checkpoint``, else ``weights`` (the checkpoint the run kept,
+    e.g. ``last.ckpt`` after ``callbacks=none``). metrics.json stores absolute paths: a run
+    directory that was moved or copied is matched by the file name inside its ``checkpoints/``.
+    Only without a metrics.json (a run still training, or killed) or when it names no file:
+    the newest ``checkpoints/epoch_*.ckpt`` (by modification time), else ``checkpoints/last.ckpt``."""
     path = Path(path)
     if path.is_file():
         return path
     if path.is_dir():
         folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        named = _named_in_metrics(path, folder)
+        if named is not None:
+            return named
         best = sorted(folder.glob("epoch_*.ckpt"), key=lambda file: file.stat().st_mtime)
         if best:
             return best[-1]
@@ -47,6 +55,24 @@ def checkpoint_in(path: str | Path) -> Path:
         f"Nothing at {path}. Give a checkpoint (<run dir>/checkpoints/last.ckpt), a run directory "
         "(outputs/train/<date_time>) or an exported .safetensors file."
     )
+
+
+def _named_in_metrics(run_dir: Path, folder: Path) -> Path | None:
+    """The checkpoint file ``<run_dir>/metrics.json`` names (see :func:`checkpoint_in`), or None."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    for key in ("best_checkpoint", "weights"):
+        name = metrics.get(key)
+        if not isinstance(name, str) or not name:
+            continue
+        candidate = folder / Path(name).name  # the same file, wherever the run directory now lives
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:

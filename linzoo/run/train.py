@@ -2,7 +2,9 @@
 
 With ``evaluate.py`` and the scripts, the only code that knows Hydra. Every run
 directory gets the resolved ``config.yaml``, ``checkpoints/`` and ``metrics.json``
-(strict JSON, with ``"status"``: finished, interrupted or diverged; see linzoo/run/run_dirs.py).
+(strict JSON, with ``"status"``: finished, interrupted or diverged, and ``"weights"``: the
+checkpoint the run keeps, at least ``checkpoints/last.ckpt`` unless ``save_weights=false``;
+see linzoo/run/run_dirs.py).
 Only global rank 0 writes files and prints the summary.
 """
 
@@ -56,6 +58,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer, interruption = instantiate_trainer(cfg)
     log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
     outcome = fit(trainer, task, datamodule, ckpt_path=plan.ckpt_path, interruption=interruption)
+    outcome.weights = keep_weights(trainer, cfg, plan.output_dir, outcome)
     outcome.test_metrics, outcome.tested = run_test(trainer, task, datamodule, cfg=cfg, outcome=outcome)
     metrics = run_metrics(cfg, trainer, task, datamodule, outcome)
     if trainer.is_global_zero:
@@ -88,6 +91,7 @@ class FitOutcome:
     interruption: SaveOnInterrupt
     test_metrics: dict[str, float] = field(default_factory=dict)
     tested: str | None = None
+    weights: str | None = None  # the checkpoint the run keeps (metrics.json's "weights"); None: none
 
 
 def plan_run(cfg: DictConfig) -> RunPlan:
@@ -166,6 +170,28 @@ def fit(
     return FitOutcome(status, failure, fit_seconds, started, best_checkpoint, monitor, interruption)
 
 
+def keep_weights(trainer: L.Trainer, cfg: DictConfig, output_dir: Path, outcome: FitOutcome) -> str | None:
+    """The checkpoint the run keeps: the best checkpoint, else the ModelCheckpoint's last.ckpt, else
+    (no ModelCheckpoint, e.g. ``callbacks=none``, after a finished fit) ``<run>/checkpoints/last.ckpt``
+    saved now through the trainer (atomically: AtomicCheckpointIO). An interrupted run keeps the
+    checkpoint it saved to resume from; a diverged one nothing new (its weights are not finite).
+    None with ``save_weights=false`` (an interruption's checkpoint aside)."""
+    if outcome.status == "interrupted":
+        return outcome.interruption.checkpoint_path
+    if cfg.get("save_weights", True) is False:
+        return None
+    if outcome.best_checkpoint:
+        return outcome.best_checkpoint
+    last = getattr(trainer.checkpoint_callback, "last_model_path", "")
+    if last and Path(last).is_file():
+        return last
+    if outcome.status != "finished":
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(path)  # every rank calls it; rank 0 writes
+    return str(path)
+
+
 def run_test(
     trainer: L.Trainer, task: Task, datamodule: L.LightningDataModule, *, cfg: DictConfig, outcome: FitOutcome
 ) -> tuple[dict[str, float], str | None]:
@@ -196,6 +222,7 @@ def run_metrics(
         "fit_seconds": round(outcome.fit_seconds, 3),
         "wall_time_s": round(time.perf_counter() - outcome.started, 3),
         "best_checkpoint": outcome.best_checkpoint,
+        "weights": outcome.weights,
         "tested_weights": outcome.tested,
         "seed": cfg.get("seed"),
         "precision": str(trainer.precision),
@@ -217,6 +244,10 @@ def report(output_dir: Path, metrics: dict[str, Any], datamodule: L.LightningDat
     write_metrics(output_dir, metrics)
     if metrics["status"] == "finished":
         print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        if metrics.get("weights"):
+            print(f"Weights: {metrics['weights']}")
+        else:
+            print("Weights: no weights were saved (save_weights=false).")
     if hasattr(datamodule, "describe"):
         print(f"Data: {datamodule.describe()}")
     print(f"Run directory: {output_dir}")

@@ -38,11 +38,15 @@ def instantiate_trainer(
     states on resume) and atomic checkpoint writes. Returns it and the interruption callback,
     which tells whether and how the run was interrupted.
 
-    Without a ModelCheckpoint among the callbacks (``callbacks=none``) the run saves no
-    checkpoints (Lightning would otherwise add its own, into the logger's folder), unless
-    ``trainer.enable_checkpointing`` is set; an interruption still saves ``last.ckpt``."""
+    Without a ModelCheckpoint among the callbacks (``callbacks=none``) Lightning's own is
+    turned off (it would save into the logger's folder) unless ``trainer.enable_checkpointing``
+    is set; ``linzoo.run.train`` then saves ``<run>/checkpoints/last.ckpt`` at the end of fit.
+    ``save_weights=false`` drops every ModelCheckpoint: the run keeps no weights (an
+    interruption still saves ``last.ckpt`` to resume from)."""
     safety = RunSafety()
     callbacks = [*instantiate_all(cfg.get("callbacks")), safety, *extra_callbacks]
+    if cfg.get("save_weights", True) is False:
+        callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
     options: dict[str, Any] = {}
     if cfg.trainer.get("enable_checkpointing") is None and not any(
         isinstance(callback, ModelCheckpoint) for callback in callbacks

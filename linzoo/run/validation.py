@@ -58,7 +58,16 @@ def check_train_config(cfg: DictConfig) -> None:
     Values first, keys last: checking the keys of a ``_target_`` imports the target (Lightning's
     Trainer and callbacks, seconds), so a bad value is reported without that wait.
     """
-    _check_top_level(cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None})
+    _check_top_level(
+        cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None, "save_weights": bool}
+    )
+    if cfg.get("save_weights", True) is False and cfg.trainer.get("enable_checkpointing") is True:
+        raise ConfigError(
+            "trainer.enable_checkpointing",
+            True,
+            "unset (or false) with save_weights=false, which keeps no weights",
+            "save_weights=true",
+        )
     if cfg.get("test_ckpt", "best") not in ("best", "last"):
         raise ConfigError("test_ckpt", cfg.test_ckpt, "best or last", "test_ckpt=last")
     print_config_mode(cfg.get("print_config", "compact"))
