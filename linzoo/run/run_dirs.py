@@ -64,6 +64,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linzoo.checkpoint.atomic import write_text_atomically
 from linzoo.common.errors import UserFileExistsError
+from linzoo.run.errors import USAGE_ERROR_EXIT_CODE, run_dir_message
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ HYDRA_OWN_SUFFIX = ".log"
 HYDRA_CONFIG_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # in .hydra/
 # The claim of a run directory: locked (flock) by the command that writes into it, for its whole life.
 CLAIM_FILE = ".linzoo-run.lock"
-USER_ERROR_EXIT_CODE = 2  # as linzoo.run.errors.USAGE_ERROR_EXIT_CODE
 
 # The run directories this process has claimed (absolute path -> the open, locked claim file).
 _claims: dict[Path, int] = {}
@@ -135,6 +135,8 @@ def check_run_dir(output_dir: str | Path, *, job: str, ckpt_path: str | Path | N
     """Refuse (:class:`RunDirError`) a run that would write over another run's files.
 
     ``job`` is ``"train"``, ``"eval"`` or ``"sample"``; ``view`` as in :func:`run_contents`.
+    A directory whose claim another live process holds is refused first, naming that process
+    (a rank > 0, ``view="worker"``, runs beside its own rank 0's claim and does not look).
     Returns True when ``train`` resumes the unfinished run of ``output_dir`` in place,
     False for a fresh directory.
     """
@@ -471,6 +473,8 @@ class RunDirGuard(Callback):
             claim_run_dir(output_dir, job=job)
         except RunDirError as error:
             RunDirGuard._refuse(str(error))
+        except OSError as error:  # cannot create the directory or its claim file (read-only, /proc/...)
+            RunDirGuard._refuse(run_dir_message(error))
 
     @staticmethod
     def _check(output_dir: Path, config: DictConfig, *, worker: bool) -> None:
@@ -486,4 +490,4 @@ class RunDirGuard(Callback):
         """One ``Error:`` line on stderr and exit status 2, as every user error."""
         sys.stderr.write(f"Error: {message}\n")
         sys.stderr.flush()
-        raise SystemExit(USER_ERROR_EXIT_CODE)
+        raise SystemExit(USAGE_ERROR_EXIT_CODE)
