@@ -110,7 +110,7 @@ def test_refused_command_line_runs_leave_every_byte_of_the_old_run(tmp_path) -> 
     }
     for name, process in running.items():
         _out, err = process.communicate(timeout=120)
-        assert process.returncode == 1, f"{name}: {err[-2000:]}"
+        assert process.returncode == 2, f"{name}: {err[-2000:]}"
         assert f"hydra.run.dir={finished}" in err and "nothing was touched" in err, f"{name}: {err[-2000:]}"
         assert "Traceback" not in err, name
     assert snapshot(finished) == before
@@ -221,7 +221,7 @@ def test_a_refused_command_removes_only_what_it_created(tmp_path, monkeypatch) -
 
 
 def test_a_refused_command_keeps_a_directory_holding_more_than_hydras_files(tmp_path, monkeypatch) -> None:
-    from linzoo.run.run_dirs import remove_refused_run
+    from linzoo.run.run_dirs import release_run_claims, remove_refused_run
 
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)
@@ -236,12 +236,14 @@ def test_a_refused_command_keeps_a_directory_holding_more_than_hydras_files(tmp_
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+        release_run_claims()  # what linzoo/run/cli.py does when the command ends
     existing = tmp_path / "existing"  # named with hydra.run.dir, there before the command
     existing.mkdir()
     note_run_dir(existing)
     handler = write_hydra_files(existing)
     try:
         assert remove_refused_run() == []
+        release_run_claims()
         assert sorted(path.name for path in existing.iterdir()) == [".hydra", "cli.log"]
     finally:
         logging.getLogger().removeHandler(handler)
@@ -318,10 +320,12 @@ def test_sigkill_mid_write_leaves_the_previous_checkpoint_and_the_next_save_clea
     assert torch.load(target, weights_only=True) == {"step": 2}
 
 
-def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directories(tmp_path, monkeypatch) -> None:
+def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directories(
+    tmp_path, monkeypatch, capsys
+) -> None:
     from omegaconf import OmegaConf
 
-    from linzoo.run.run_dirs import RunDirGuard
+    from linzoo.run.run_dirs import CLAIM_FILE, RunDirGuard, release_run_claims
 
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)
@@ -333,13 +337,22 @@ def test_hydra_guard_refuses_with_a_message_and_leaves_sweeps_to_fresh_directori
             "hydra": {"run": {"dir": str(finished)}, "sweep": {"dir": str(finished)}},
         }
     )
-    with pytest.raises(SystemExit, match="^Error: hydra.run.dir=.*already holds a run"):
+    before = snapshot(finished)
+    with pytest.raises(SystemExit) as refused:  # a user error: one line, exit status 2
         RunDirGuard().on_run_start(config=config)
-    with pytest.raises(SystemExit, match="hydra.sweep.dir=.*is not empty"):
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.startswith(f"Error: hydra.run.dir={finished} already holds a run")
+    with pytest.raises(SystemExit) as refused:
         RunDirGuard().on_multirun_start(config=config)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.startswith(f"Error: hydra.sweep.dir={finished} is not empty")
+    assert snapshot(finished) == before  # the claim taken for the check is gone again
     config.hydra.run.dir = config.hydra.sweep.dir = str(tmp_path / "new")
     RunDirGuard().on_run_start(config=config)
     RunDirGuard().on_multirun_start(config=config)
+    assert (tmp_path / "new" / CLAIM_FILE).is_file()
+    release_run_claims()
+    assert not (tmp_path / "new" / CLAIM_FILE).exists()
     monkeypatch.setenv("LOCAL_RANK", "1")  # a rank > 0: checks, and writes no .hydra/
     RunDirGuard().on_run_start(config=config)
     assert config.hydra.output_subdir is None

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from linzoo.run.errors import exiting_on_user_error, reporting_user_errors
-from linzoo.run.run_dirs import remove_refused_run
+from linzoo.run.run_dirs import release_run_claims, remove_refused_run
 from linzoo.run.schemas import register_configs
 
 
@@ -42,7 +42,10 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
     and exits 2, both when Hydra composes the config and while the command runs;
     ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. A command so stopped leaves no
     run directory behind (a bad value is refused before Hydra creates one; a later refusal
-    removes the one this command created, when it holds only Hydra's files: linzoo/run/run_dirs.py)."""
+    removes the one this command created, when it holds only Hydra's files: linzoo/run/run_dirs.py).
+    The run directory's claim, taken before Hydra wrote anything, is released when the command
+    ends, however it ends (a SIGKILL releases the lock with the process; its file then is a
+    stale claim, which the next command on this host takes over)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
         @functools.wraps(task)
@@ -59,8 +62,11 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
 
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with reporting_user_errors():
-                return main(*args, **kwargs)
+            try:
+                with reporting_user_errors():
+                    return main(*args, **kwargs)
+            finally:
+                release_run_claims()  # the run directory claimed by RunDirGuard (linzoo/run/run_dirs.py)
 
         return run
 

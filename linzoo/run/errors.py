@@ -68,7 +68,7 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, UserError):
         return _one_line(str(error))
     if isinstance(error, OSError) and _raised_before_the_task(error):
-        return _run_dir_message(error)
+        return run_dir_message(error)
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return _path_refused_message(error)
     return None
@@ -108,7 +108,7 @@ def _raised_before_the_task(error: BaseException) -> bool:
     return not any(Path(filename).resolve().is_relative_to(_LINZOO_DIR) for _, filename in inside)
 
 
-def _run_dir_message(error: OSError) -> str:
+def run_dir_message(error: OSError) -> str:
     where = error.filename or "the run directory"
     reason = error.strerror or type(error).__name__
     return (
