@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,6 +141,8 @@ def test_refused_and_failed_commands_leave_the_outputs_root_as_it_was(tmp_path, 
     empty = tmp_path / "empty"
     empty.mkdir()
     missing = tmp_path / "missing.ckpt"
+    digits = tmp_path / "digits.npy"  # valid inputs, so that predict reaches the missing checkpoint
+    np.save(digits, np.zeros((2, 28, 28), dtype=np.uint8))
     commands = {
         "bad value": (["scripts/train.py", "optimizer.lr=-1"], "optimizer.lr=-1: expected a learning rate > 0"),
         "refused resume": (
@@ -156,7 +159,10 @@ def test_refused_and_failed_commands_leave_the_outputs_root_as_it_was(tmp_path, 
             ["scripts/sample.py", f"ckpt_path={missing}", "temperature=0"],
             "temperature=0: expected a number > 0",
         ),
-        "predict without checkpoint": (["scripts/predict.py", f"ckpt_path={missing}", f"inputs={empty}"], "Nothing at"),
+        "predict without checkpoint": (
+            ["scripts/predict.py", f"ckpt_path={missing}", f"inputs={digits}"],
+            "Nothing at",
+        ),
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
