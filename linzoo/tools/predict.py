@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from linzoo.callbacks.image_files import fresh_path, save_image_grid
-from linzoo.checkpoint import build_net, net_config_of, read_net
+from linzoo.checkpoint import read_net, rebuild_net
 from linzoo.common.errors import UserValueError
 from linzoo.data.sources import DATASETS
 from linzoo.tools.image_inputs import read_inputs
@@ -100,7 +100,7 @@ def predict_checkpoint(
     Returns the file written: ``predictions.csv`` (classifiers) or ``reconstructions.png``
     (autoencoders), under a fresh name in ``run_dir``.
     """
-    state, build_config = read_net(ckpt_path)
+    _, build_config = read_net(ckpt_path)
     kind = task_kind(build_config)
     if kind == "lm":
         raise UserValueError(
@@ -109,8 +109,7 @@ def predict_checkpoint(
         )
     if top_k < 1:
         raise UserValueError(f"top_k must be >= 1, got {top_k}.")
-    net = build_net(net_config_of(build_config))
-    net.load_state_dict(state)
+    net, _ = rebuild_net(ckpt_path)
     net = net.to(device).eval()
     names, images = read_inputs(inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert)
     images = images.to(device)
