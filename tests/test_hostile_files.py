@@ -198,6 +198,7 @@ def test_hostile_checkpoints_are_refused_on_every_loading_path(kind, original, t
     assert_refused(lambda: Classifier.load_from_checkpoint(file), file, marker)
     if kind == "pickle_gadget":  # Lightning's own read on resume goes through the same loader
         assert_refused(lambda: AtomicCheckpointIO().load_checkpoint(file), file, marker)
+        assert_refused(lambda: Classifier.load_from_checkpoint(file, net=torch.nn.Flatten()), file, marker)
         assert "posix.system" in assert_refused(lambda: linzoo.checkpoint.read_checkpoint(file), file, marker)
 
 
