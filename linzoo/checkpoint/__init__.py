@@ -15,7 +15,7 @@ metadata. Built on torch alone: nothing here imports Hydra or Lightning.
 from linzoo.checkpoint.atomic import atomic_save, atomic_write, remove_stale_temp_files, write_text_atomically
 from linzoo.checkpoint.files import checkpoint_in, existing_checkpoint, read_checkpoint
 from linzoo.checkpoint.format import CONFIG_KEY, NET_PREFIX, SAFETENSORS_CONFIG_KEY
-from linzoo.checkpoint.nets import build_net, create_model_from_checkpoint, load, net_config_of, read_net
+from linzoo.checkpoint.nets import build_net, create_model_from_checkpoint, load, net_config_of, read_net, rebuild_net
 
 __all__ = [
     "CONFIG_KEY",
@@ -31,6 +31,7 @@ __all__ = [
     "net_config_of",
     "read_checkpoint",
     "read_net",
+    "rebuild_net",
     "remove_stale_temp_files",
     "write_text_atomically",
 ]

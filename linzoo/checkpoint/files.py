@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 from linzoo.common.errors import UserFileNotFoundError, UserValueError
 
-__all__ = ["checkpoint_in", "existing_checkpoint", "read_checkpoint"]
+__all__ = ["ALLOWED_GLOBALS", "checkpoint_in", "existing_checkpoint", "load_weights_only", "read_checkpoint"]
 
 
 def existing_checkpoint(ckpt_path: str | Path | None) -> str | None:
@@ -75,22 +76,64 @@ def _named_in_metrics(run_dir: Path, folder: Path) -> Path | None:
     return None
 
 
-def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict of ``ckpt_path``, on CPU.
+# Types a checkpoint may hold beyond what ``torch.load(weights_only=True)`` reads by default
+# (tensors, storages, dtypes, devices, OrderedDict, and Python's plain containers and scalars).
+# linzoo's own checkpoints hold none: the config is a plain dict (OmegaConf.to_container),
+# hyperparameters are not saved, and the RNG state is kept as tensors, ints and tuples
+# (linzoo/callbacks/rng_state.py). Checked on every model and on tests/data/before_issue10 with
+# ``torch.serialization.get_unsafe_globals_in_checkpoint``: empty. A type added here is one a
+# hostile file may then construct, so add one only with a test that needs it.
+ALLOWED_GLOBALS: tuple[Any, ...] = ()
 
-    Lightning checkpoints hold more than tensors (``weights_only=False``): load only
-    checkpoints you trust.
-    """
-    path = existing_checkpoint(ckpt_path)
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def load_weights_only(path: str | Path, *, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with :data:`ALLOWED_GLOBALS` allowed for this call
+    only: a pickled function or class never runs. A file that names another type is one line
+    (:class:`UserValueError`) naming the file and the type; so is a file torch cannot read."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, UnicodeDecodeError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserValueError(
-            f"ckpt_path={ckpt_path} is not a readable checkpoint (torch.load: {reason}); it may be another kind "
-            "of file, or truncated. Fix: point it at a .ckpt written by scripts/train.py, such as "
-            "<run dir>/checkpoints/last.ckpt."
-        ) from error
+        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = _UNSUPPORTED_GLOBAL.search(str(error))
+        if found is None and "weights_only" in str(error):
+            found = _first_unsafe_global(path)
+        if found is not None:
+            name = found if isinstance(found, str) else found.group(1)
+            raise UserValueError(
+                f"{path} is refused: it holds a {name}, which is not a tensor or a plain value, and linzoo "
+                "loads files with torch.load(weights_only=True), never running code from them. Use a .ckpt "
+                "written by scripts/train.py or a .safetensors file written by scripts/export.py."
+            ) from None
+        raise _unreadable(path, error) from None
+    except Exception as error:  # noqa: BLE001 (the weights-only unpickler raises KeyError, IndexError... on garbage)
+        raise _unreadable(path, error) from None
+
+
+def _first_unsafe_global(path: str | Path) -> str | None:
+    """The first type the pickle of ``path`` names that is not allowed (read from its opcodes, run never)."""
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 (only for the message: the file is refused either way)
+        return None
+    return unsafe[0] if unsafe else None
+
+
+def _unreadable(path: str | Path, error: BaseException) -> UserValueError:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UserValueError(
+        f"ckpt_path={path} is not a readable checkpoint (torch.load: {reason}); it may be another kind "
+        "of file, or truncated. Fix: point it at a .ckpt written by scripts/train.py, such as "
+        "<run dir>/checkpoints/last.ckpt."
+    )
+
+
+def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict of ``ckpt_path``, on CPU, read by :func:`load_weights_only`: tensors
+    and plain values only, never code."""
+    path = existing_checkpoint(ckpt_path)
+    checkpoint = load_weights_only(path)
     if not isinstance(checkpoint, dict):
         raise UserValueError(
             f"ckpt_path={ckpt_path} holds a {type(checkpoint).__name__}, not a checkpoint. Fix: point it at a "

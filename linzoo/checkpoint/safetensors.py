@@ -31,4 +31,16 @@ def read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
             f"{file} holds no '{SAFETENSORS_CONFIG_KEY}' metadata, so the net cannot be rebuilt; "
             "export it with scripts/export.py format=safetensors."
         )
-    return state, json.loads(metadata[SAFETENSORS_CONFIG_KEY])
+    try:
+        config = json.loads(metadata[SAFETENSORS_CONFIG_KEY])
+    except json.JSONDecodeError as error:
+        raise UserValueError(
+            f"{file} is refused: its '{SAFETENSORS_CONFIG_KEY}' metadata is not JSON ({error}); export the net "
+            "again with scripts/export.py format=safetensors."
+        ) from None
+    if not isinstance(config, dict):
+        raise UserValueError(
+            f"{file} is refused: its '{SAFETENSORS_CONFIG_KEY}' metadata is a {type(config).__name__}, not the "
+            "config dict scripts/export.py format=safetensors writes."
+        )
+    return state, config

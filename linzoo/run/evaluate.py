@@ -10,6 +10,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from linzoo.checkpoint.nets import from_file
+from linzoo.data.rebuild import build_datamodule
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, write_metrics
 from linzoo.run.trainer import instantiate_all
 from linzoo.run.validation import check_eval_config, eval_data_config, load_eval_data
@@ -30,7 +32,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
     trained_source = build_config.get("data_source")
     data_cfg = eval_data_config(build_config["data"], cfg.get("data"), trained_source=trained_source)
-    datamodule: L.LightningDataModule = instantiate(data_cfg)
+    with from_file(cfg.ckpt_path):  # the data config comes from the file: rebuilt from linzoo's data modules
+        datamodule: L.LightningDataModule = build_datamodule(OmegaConf.to_container(data_cfg, resolve=True))
     load_eval_data(datamodule, ckpt_path=str(cfg.ckpt_path), trained_source=trained_source)
     trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
     quantize = check_quantize(cfg.get("quantize"))

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from linzoo.checkpoint.files import checkpoint_in, read_checkpoint
 from linzoo.checkpoint.format import CONFIG_KEY
 from linzoo.tasks.loading import load_task_for, register_task
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
@@ -176,7 +177,9 @@ class Task(L.LightningModule):
         """``Classifier.load_from_checkpoint(path)``: the task rebuilt from the config saved in
         the checkpoint (tasks take built nets, so Lightning's hyperparameters cannot rebuild
         them), weights loaded, in eval mode. With extra arguments (``net=...``), Lightning's own way."""
-        if kwargs:
+        if kwargs:  # Lightning's loader, after linzoo's safe one has read the file (tensors and plain values only)
+            read_checkpoint(checkpoint_in(checkpoint_path))
+            kwargs["weights_only"] = True
             return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
         return load_task_for(cls, checkpoint_path, map_location=map_location)
 

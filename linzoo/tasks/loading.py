@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from linzoo.checkpoint import CONFIG_KEY, build_net, checkpoint_in, read_checkpoint
+from linzoo.checkpoint.nets import check_build_config, from_file, load_weights_into
 from linzoo.common.errors import UserValueError
 from linzoo.data.rebuild import DATAMODULES
 from linzoo.models.registry import model_class, name_for_target
@@ -107,8 +108,15 @@ def load_task(ckpt_path: str | Path) -> tuple[Task, dict[str, Any]]:
             f"{ckpt_path} has no '{CONFIG_KEY}' entry, so the model cannot be rebuilt from it; "
             "use a checkpoint written by scripts/train.py."
         )
-    task = build_task(build_config["model"])
-    task.load_state_dict(checkpoint["state_dict"])
+    check_build_config(build_config, ckpt_path)
+    if not isinstance(build_config.get("data"), dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise UserValueError(
+            f"{ckpt_path} holds no data config or no state_dict, so the task cannot be rebuilt from it; "
+            "use a checkpoint written by scripts/train.py."
+        )
+    with from_file(ckpt_path):
+        task = build_task(build_config["model"])
+    load_weights_into(task, checkpoint["state_dict"], ckpt_path)
     task.build_config = build_config
     return task.eval(), build_config
 

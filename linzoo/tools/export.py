@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from linzoo.callbacks.image_files import fresh_path
-from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, read_net
+from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, rebuild_net
 from linzoo.checkpoint.atomic import atomic_path
 from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
@@ -223,9 +223,7 @@ def export_checkpoint(
     """Export the net of ``ckpt_path`` (a .ckpt, run directory or .safetensors file) and check the file."""
     quantize = check_quantize(quantize)
     path, format = destination(out, format, quantize, run_dir)
-    state, build_config = read_net(ckpt_path)
-    net = build_net(net_config_of(build_config))
-    net.load_state_dict(state)
+    net, build_config = rebuild_net(ckpt_path)
     net = net.cpu().eval()
     inputs = example_inputs(net, build_config)
     if quantize:
