@@ -121,7 +121,15 @@ def _first_unsafe_global(path: str | Path) -> str | None:
 
 
 def _unreadable(path: str | Path, error: BaseException) -> UserValueError:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = str(error).strip()
+    if text.startswith("Weights only load failed"):  # torch's advice to retry unsafely is not ours to give
+        found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+        text = found.group(1) if found else "not a file torch.load(weights_only=True) can read"
+    if isinstance(error, EOFError):
+        text = "the file ends early"
+    elif not isinstance(error, (pickle.UnpicklingError, RuntimeError, OSError)):
+        text = "its bytes are not a PyTorch checkpoint"  # the unpickler's KeyError '101' on a text file says nothing
+    reason = text.splitlines()[0] if text else type(error).__name__
     return UserValueError(
         f"ckpt_path={path} is not a readable checkpoint (torch.load: {reason}); it may be another kind "
         "of file, or truncated. Fix: point it at a .ckpt written by scripts/train.py, such as "
