@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MACHINE_LOCAL = re.compile(
     r"(?:/root|/home/[\w.-]+|/Users/[\w.-]+|~)/\.cache/"
     r"|/(?:root|home/[\w.-]+|Users/[\w.-]+)/[\w./-]*site-packages"
-    r"|linzoo-ci/venv-"
+    r"|linzoo-ci/venv[-]"
 )
 
 
@@ -54,12 +54,7 @@ def test_no_tracked_file_names_a_machine_local_cache() -> None:
     found = []
     for mode, path in tracked_files():
         file = ROOT / path
-        if (
-            path == "tests/test_repository.py"
-            or mode == "120000"
-            or not file.is_file()
-            or file.stat().st_size > 2_000_000
-        ):
+        if mode == "120000" or not file.is_file() or file.stat().st_size > 2_000_000:
             continue
         data = file.read_bytes()
         if b"\0" in data[:8192]:  # binary: checkpoints, pictures
@@ -73,9 +68,10 @@ def test_no_tracked_file_names_a_machine_local_cache() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "/root/.cache/linzoo-ci/venv-50870d039fa0b603",
-        "see /home/ada/.cache/pip",
-        "/Users/x/lib/python3.11/site-packages/y",
+        # Built from pieces, so that this file names no such path itself.
+        "/root/" + ".cache/" + "linzoo-ci/" + "venv-50870d039fa0b603",
+        "see /home/ada/" + ".cache/pip",
+        "/Users/x/lib/python3.11/" + "site-packages/y",
     ],
 )
 def test_the_cache_pattern_catches_what_broke_clones(line: str) -> None:

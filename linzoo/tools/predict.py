@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from linzoo.callbacks.image_files import fresh_path, save_image_grid
-from linzoo.checkpoint import read_net, rebuild_net
+from linzoo.checkpoint import rebuild_net
 from linzoo.checkpoint.atomic import write_text_atomically
 from linzoo.common.errors import UserValueError
 from linzoo.data.sources import DATASETS
@@ -147,14 +147,13 @@ def predict_checkpoint(
     batch_size = check_batch_size(batch_size)
     target = check_device(device)
     raw_inputs = collect_inputs(inputs)
-    _, build_config = read_net(ckpt_path)
+    net, build_config = rebuild_net(ckpt_path)  # the file is read once
     kind = task_kind(build_config)
     if kind == "lm":
         raise UserValueError(
             f"{ckpt_path} holds a pixel language model, which generates images rather than predicting "
             "on them; draw digits with scripts/sample.py ckpt_path=... instead."
         )
-    net, _ = rebuild_net(ckpt_path)
     net = net.to(target).eval()
     names, images = read_inputs(
         raw_inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert
