@@ -15,6 +15,7 @@ from linzoo.common.errors import ConfigError, UserFileNotFoundError, did_you_mea
 from linzoo.data import torchvision_files
 from linzoo.data.augment import DEGREES, PADDING, SCALE, TRANSLATE, batch_generator, make_augmenter
 from linzoo.data.device_batches import DeviceBatches
+from linzoo.data.identity import data_identity
 from linzoo.data.shuffle import EpochShuffle
 from linzoo.data.sources import (
     DATASETS,
@@ -143,6 +144,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.seed = seed
 
         self.source: str | None = None  # what setup() loaded
+        self._identity: dict[str, Any] | None = None
         self.train_set: ImageTensorDataset | None = None
         self.val_set: ImageTensorDataset | None = None
         self.test_set: ImageTensorDataset | None = None
@@ -217,6 +219,17 @@ class MNISTDataModule(L.LightningDataModule):
         index = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this batch's index in the fit
         generator = batch_generator(seed=self.seed, batch_index=index, rank=trainer.global_rank)
         return self.augmenter(images, generator=generator), labels
+
+    def identity(self) -> dict[str, Any]:
+        """Which data :meth:`setup` loaded: dataset, source, split seed, sizes and a fingerprint of
+        each split (:mod:`linzoo.data.identity`); recorded in checkpoints and ``metrics.json``."""
+        if self._identity is None:
+            splits = {name: self._split(name) for name in ("train", "val", "test")}
+            val_size = None if self.source == SAMPLE_SOURCE else self.val_size
+            self._identity = data_identity(
+                dataset=self.dataset, source=str(self.source), split_seed=self.seed, val_size=val_size, splits=splits
+            )
+        return self._identity
 
     @property
     def sizes(self) -> dict[str, int]:

@@ -33,6 +33,7 @@ from linzoo.models.summary import count_parameters
 from linzoo.run.console import print_config, warnings_to_log
 from linzoo.run.resume import check_resumable
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
+from linzoo.run.same_data import check_same_data
 from linzoo.run.trainer import instantiate_trainer
 from linzoo.run.validation import check_train_config, print_config_mode, warn_unused_role_overrides
 from linzoo.tasks.base import Task
@@ -53,6 +54,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = build_data(cfg, load_now=not plan.worker)  # missing data: refused before anything is written
+    plan.same_data = check_resumed_data(cfg, plan, datamodule)  # other data: refused before anything is written
     start_run_directory(cfg, plan, datamodule)
     task = instantiate_task(plan.build_config)
     trainer, interruption = instantiate_trainer(cfg)
@@ -61,6 +63,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     outcome.weights = keep_weights(trainer, cfg, plan.output_dir, outcome)
     outcome.test_metrics, outcome.tested = run_test(trainer, task, datamodule, cfg=cfg, outcome=outcome)
     metrics = run_metrics(cfg, trainer, task, datamodule, outcome)
+    if plan.same_data is not None:
+        metrics["same_data_as_checkpoint"] = plan.same_data  # False: resumed on other data (allow_other_data)
     if trainer.is_global_zero:
         report(plan.output_dir, metrics, datamodule)
     end_as_the_run_ended(outcome, trainer)
@@ -76,6 +80,8 @@ class RunPlan:
     worker: bool  # a distributed process other than rank 0: writes nothing
     in_place: bool  # resuming into the run directory that holds the checkpoint
     build_config: dict[str, Any]  # saved in every checkpoint: {"model": ..., "data": ..., "precision": ...}
+    saved_config: dict[str, Any] | None = None  # the resumed checkpoint's build config (None: a new run)
+    same_data: bool | None = None  # resuming on the checkpoint's data (None: not a resume, or nothing to compare)
 
 
 @dataclass
@@ -106,9 +112,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "precision": str(cfg.trainer.get("precision", "32-true")),
     }
-    if ckpt_path is not None:
-        check_resumable(ckpt_path, build_config)
-    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config)
+    saved_config = check_resumable(ckpt_path, build_config) if ckpt_path is not None else None
+    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config, saved_config)
 
 
 def start_run_directory(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDataModule) -> None:
@@ -134,6 +139,20 @@ def build_data(cfg: DictConfig, *, load_now: bool) -> L.LightningDataModule:
             datamodule.prepare_data()
             datamodule.setup("fit")
     return datamodule
+
+
+def check_resumed_data(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDataModule) -> bool | None:
+    """A resume continues on the data its checkpoint recorded, unless ``allow_other_data=true``
+    (linzoo/run/same_data.py); None when there is nothing to compare."""
+    if plan.saved_config is None or plan.worker or not hasattr(datamodule, "identity"):
+        return None
+    return check_same_data(
+        plan.saved_config.get("data_identity"),
+        datamodule.identity(),
+        ckpt_path=str(plan.ckpt_path),
+        job="resume",
+        allow_other_data=bool(cfg.get("allow_other_data", False)),
+    )
 
 
 def instantiate_task(build_config: dict[str, Any]) -> Task:
@@ -216,6 +235,7 @@ def run_metrics(
         "model": type(task.net).__name__,
         "task": type(task).__name__,
         "data_source": getattr(datamodule, "source", "unknown"),
+        "data": datamodule.identity() if getattr(datamodule, "source", None) else None,
         "num_parameters": count_parameters(task.net),
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,

