@@ -202,6 +202,15 @@ def test_hostile_checkpoints_are_refused_on_every_loading_path(kind, original, t
         assert "posix.system" in assert_refused(lambda: linzoo.checkpoint.read_checkpoint(file), file, marker)
 
 
+def test_resume_refuses_non_finite_weights_before_training(original, tmp_path) -> None:
+    """NaN weights in the checkpoint to resume: a broken file named as such, not a divergence ("lower the lr")."""
+    from linzoo.run.resume import check_resumable
+
+    file = hostile_ckpt(original, "nan_weight", tmp_path, tmp_path / "marker")
+    with pytest.raises(UserValueError, match=r"is refused: its weight net\..* holds NaN or infinity"):
+        check_resumable(str(file), original[CONFIG_KEY])
+
+
 @pytest.mark.parametrize(
     "kind",
     ["not_json", "a_list", "no_target", "unknown_module", "popen_in_net_kwargs", "os_system_as_net",

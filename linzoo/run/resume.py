@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from linzoo.checkpoint import CONFIG_KEY, read_checkpoint
+from linzoo.checkpoint.nets import check_finite
 from linzoo.common.errors import UserValueError
 from linzoo.common.nested import flatten
 from linzoo.tasks.loading import known_target
@@ -111,7 +112,9 @@ def check_resume_config(saved: dict[str, Any], current: dict[str, Any], *, ckpt_
 def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> dict[str, Any] | None:
     """Refuse to resume ``ckpt_path`` with a build config that differs from the one it was trained
     with; returns the saved build config (None when the checkpoint holds none)."""
-    saved = read_checkpoint(ckpt_path).get(CONFIG_KEY)
+    checkpoint = read_checkpoint(ckpt_path)
+    check_finite(checkpoint.get("state_dict") or {}, ckpt_path)  # NaN weights: a broken file, not a divergence
+    saved = checkpoint.get(CONFIG_KEY)
     if saved is None:
         log.warning("%s holds no linzoo config; resuming with the config given now.", ckpt_path)
         return None
