@@ -10,6 +10,7 @@ from torch import nn
 
 from linzoo.checkpoint.files import checkpoint_in, read_checkpoint
 from linzoo.checkpoint.format import CONFIG_KEY
+from linzoo.models.transfer import frozen_norm_layers
 from linzoo.tasks.loading import load_task_for, register_task
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
 
@@ -123,6 +124,12 @@ class Task(L.LightningModule):
         for index, (name, mean) in enumerate(means.items()):
             self.log(f"{stage}/{name}", mean, on_step=False, on_epoch=True, prog_bar=index == 0)
         return means
+
+    def on_train_epoch_start(self) -> None:
+        """Frozen BatchNorm layers (``finetune.train_roles`` without them) stay in eval mode: their
+        running statistics are part of what is frozen (Lightning sets train mode before this hook)."""
+        for module in frozen_norm_layers(self.net):
+            module.eval()
 
     def on_train_epoch_end(self) -> None:
         self.log_stage_means("train")
