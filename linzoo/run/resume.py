@@ -83,7 +83,8 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[t
     saved_flat, current_flat = flatten(saved), flatten(current)
     differences = []
     for key in sorted(set(saved_flat) | set(current_flat)):
-        if key in ignored or key.startswith("data_identity."):  # the data read: linzoo.run.same_data checks it
+        if key in ignored or key.startswith(("data_identity.", "init_from.")):  # data_identity: checked by
+            # linzoo.run.same_data; init_from: where the weights came from, a record carried over (not a setting)
             continue
         before, now = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
         if key not in saved_flat and now == keyword_default(current, key):

@@ -204,6 +204,16 @@ DataModuleConfig = make_dataclass(
 )
 
 
+# finetune.* of configs/train.yaml (linzoo/run/finetune.py checks the values): a misspelled key is refused.
+FinetuneConfig = make_dataclass(
+    "FinetuneConfig",
+    [
+        ("train_roles", Any, "all"),  # all, all_but_head, or a list of roles
+        ("train_other", Any, "auto"),  # auto, true or false
+    ],
+)
+
+
 def _schemas() -> dict[str, type]:
     """Every schema by the name the YAMLs include it by (``schema_net_mlp``, ...); nets from their signatures."""
     from linzoo.models import CNN, MLP, Autoencoder, DecoderLM, MLPMixer, VisionTransformer
@@ -222,6 +232,7 @@ def _schemas() -> dict[str, type]:
         **{f"schema_task_{name}": schema for name, schema in TASK_SCHEMAS.items()},
         "schema_data": DataModuleConfig,
         "schema_data_overrides": overrides_of(DataModuleConfig),
+        "schema_finetune": FinetuneConfig,
     }
 
 
@@ -323,7 +334,7 @@ def _help_rows(rows: list[tuple[str, str]]) -> str:
 
 def register_configs() -> None:
     """Store the schemas (``schema_linear``, ``schema_net_<model>``, ``schema_task_<task>``,
-    ``schema_data``, ``schema_data_overrides``; the YAMLs build on them) at the top of the config
+    ``schema_data``, ``schema_data_overrides``, ``schema_finetune``; the YAMLs build on them) at the top of the config
     tree, outside every config group, and register the resolvers
     ``lm_vocab_size`` (configs/model/lm.yaml), ``sqlite_file`` and ``optuna_direction``
     (configs/hparams_search/), ``help_groups`` and ``help_settings`` (configs/hydra/help/)."""

@@ -27,10 +27,13 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.callbacks.divergence import DivergenceError
 from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
 from linzoo.checkpoint import existing_checkpoint, remove_stale_temp_files, write_text_atomically
+from linzoo.checkpoint.init_from import InitSource
 from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
 from linzoo.models.summary import count_parameters
+from linzoo.models.transfer import TrainableSummary
 from linzoo.run.console import print_config, warnings_to_log
+from linzoo.run.finetune import finetune_record, prepare_net, read_source
 from linzoo.run.resume import check_resumable
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
 from linzoo.run.same_data import check_same_data
@@ -57,12 +60,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     plan.same_data = check_resumed_data(cfg, plan, datamodule)  # other data: refused before anything is written
     start_run_directory(cfg, plan, datamodule)
     task = instantiate_task(plan.build_config)
+    trainable = prepare_net(task.net, cfg, plan.init_source, report=not plan.worker)  # init_from, finetune.*
+    if not plan.worker:
+        print(trainable.line())
     trainer, interruption = instantiate_trainer(cfg)
-    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
+    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net), trainable=trainable)
     outcome = fit(trainer, task, datamodule, ckpt_path=plan.ckpt_path, interruption=interruption)
     outcome.weights = keep_weights(trainer, cfg, plan.output_dir, outcome)
     outcome.test_metrics, outcome.tested = run_test(trainer, task, datamodule, cfg=cfg, outcome=outcome)
     metrics = run_metrics(cfg, trainer, task, datamodule, outcome)
+    metrics["trainable_parameters"] = trainable.trainable
+    if "init_from" in plan.build_config:
+        metrics["init_from"] = plan.build_config["init_from"]  # lineage: the source file, its data and its own source
     if plan.same_data is not None:
         metrics["same_data_as_checkpoint"] = plan.same_data  # False: resumed on other data (allow_other_data)
     if trainer.is_global_zero:
@@ -82,6 +91,7 @@ class RunPlan:
     build_config: dict[str, Any]  # saved in every checkpoint: {"model": ..., "data": ..., "precision": ...}
     saved_config: dict[str, Any] | None = None  # the resumed checkpoint's build config (None: a new run)
     same_data: bool | None = None  # resuming on the checkpoint's data (None: not a resume, or nothing to compare)
+    init_source: InitSource | None = None  # init_from: the weights a new run starts from
 
 
 @dataclass
@@ -112,8 +122,16 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "precision": str(cfg.trainer.get("precision", "32-true")),
     }
+    finetune = finetune_record(cfg)
+    if finetune is not None:
+        build_config["finetune"] = finetune  # resumes re-apply it (and must not change it)
+    init_source = read_source(cfg, build_config["model"]["net"])  # a mismatch: refused before anything is written
+    if init_source is not None:
+        build_config["init_from"] = init_source.lineage()
     saved_config = check_resumable(ckpt_path, build_config) if ckpt_path is not None else None
-    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config, saved_config)
+    if saved_config is not None and "init_from" in saved_config:
+        build_config["init_from"] = saved_config["init_from"]  # a resumed fine-tune keeps its lineage
+    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config, saved_config, init_source=init_source)
 
 
 def start_run_directory(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDataModule) -> None:
@@ -264,6 +282,8 @@ def report(output_dir: Path, metrics: dict[str, Any], datamodule: L.LightningDat
     write_metrics(output_dir, metrics)
     if metrics["status"] == "finished":
         print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        if "trainable_parameters" in metrics:
+            print(f"Parameters: {metrics['trainable_parameters']:,} trainable / {metrics['num_parameters']:,} total")
         if metrics.get("weights"):
             print(f"Weights: {metrics['weights']}")
         else:
@@ -304,10 +324,14 @@ def monitor_summary(trainer: L.Trainer, task: Task) -> dict[str, Any]:
     return {"metric": metric, "mode": mode, "best": best}
 
 
-def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int) -> None:
+def log_hyperparameters(
+    trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int, trainable: TrainableSummary | None = None
+) -> None:
     """Give every logger of the run the resolved config, flattened to ``group.key`` names
-    (lists as their string), and the net's parameter count."""
+    (lists as their string), and the net's parameter counts (all, and those that train)."""
     params: dict[str, Any] = {"num_parameters": num_parameters}
+    if trainable is not None:
+        params["trainable_parameters"] = trainable.trainable
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=True)).items():
         params[key] = str(value) if isinstance(value, (list, dict)) else value
     for logger in trainer.loggers:

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.common.checks import check_net_options, check_value_type, is_int, is_number
 from linzoo.common.errors import ConfigError, UserError, UserFileNotFoundError, UserValueError, closest, did_you_mean
 from linzoo.run.errors import USAGE_ERROR_EXIT_CODE, full_traceback_wanted
+from linzoo.run.finetune import check_finetune_config
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,10 @@ def check_train_config(cfg: DictConfig) -> None:
             "ckpt_path": str | None,
             "save_weights": bool,
             "allow_other_data": bool,
+            "init_from": str | None,
         },
     )
+    check_finetune_config(cfg)
     if cfg.get("save_weights", True) is False and cfg.trainer.get("enable_checkpointing") is True:
         raise ConfigError(
             "trainer.enable_checkpointing",
