@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from linzoo.checkpoint.init_from import InitSource, load_init_from, read_init_from
-from linzoo.common.errors import ConfigError, UserValueError
+from linzoo.common.errors import ConfigError, UserFileNotFoundError, UserValueError
 from linzoo.models.transfer import TrainableSummary, resolve_roles, set_trainable, trains_other
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,10 @@ def read_source(cfg: DictConfig, net_config: dict[str, Any]) -> InitSource | Non
     init_from = cfg.get("init_from")
     if init_from is None:
         return None
-    return read_init_from(str(init_from), net_config=net_config)
+    try:
+        return read_init_from(str(init_from), net_config=net_config)
+    except UserFileNotFoundError as error:
+        raise UserFileNotFoundError(f"init_from={init_from}: {error}") from None
 
 
 def prepare_net(net: nn.Module, cfg: DictConfig, source: InitSource | None, *, report: bool) -> TrainableSummary:
