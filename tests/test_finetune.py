@@ -218,20 +218,6 @@ def test_a_real_mismatch_is_refused_naming_both_configs(tmp_path: Path, model: s
     assert "\n" not in str(error.value) and "Fix: " in str(error.value)
 
 
-@pytest.mark.parametrize(
-    "kind", ["pickle_gadget", "popen_in_net_kwargs", "os_system_as_net", "linzoo_function_as_net", "nan_weight"]
-)
-def test_a_hostile_file_is_refused_and_nothing_of_it_runs(tmp_path: Path, kind: str) -> None:
-    from dev.hostile_files import hostile_ckpt
-
-    original = torch.load(ROOT / "tests" / "data" / "before_issue10" / "mlp.ckpt", weights_only=False)  # our own file
-    marker = tmp_path / "ran"
-    file = hostile_ckpt(original, kind, tmp_path, marker)
-    with pytest.raises(UserValueError):
-        read_init_from(file, net_config={"_target_": "linzoo.models.MLP", "hidden_dims": [32]})
-    assert not marker.exists()
-
-
 # ------------------------------------------------------------------ the config
 def test_finetune_settings_are_checked(compose_train, tmp_path: Path) -> None:
     with pytest.raises(HydraException) as error:

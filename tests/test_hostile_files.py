@@ -24,9 +24,12 @@ from dev.hostile_files import CKPT_KINDS, hostile_ckpt, hostile_safetensors, tou
 from helpers import ROOT
 from linzoo.callbacks.checkpoint_io import AtomicCheckpointIO
 from linzoo.checkpoint import CONFIG_KEY
+from linzoo.checkpoint.init_from import read_init_from
 from linzoo.common.errors import UserValueError
 from linzoo.tasks import Classifier
 from trained import train_run
+
+MLP_CONFIG = {"_target_": "linzoo.models.MLP", "hidden_dims": [32]}  # train_run's tiny MLP, for init_from=
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +73,13 @@ def test_hostile_checkpoints_are_refused_on_every_loading_path(kind, original, t
     )
     if kind == "popen_as_task":  # the net paths never read the task's _target_: they load the net, run nothing
         assert isinstance(linzoo.load(file), linzoo.MLP) and isinstance(linzoo.load(run_dir), linzoo.MLP)
+        assert read_init_from(file, net_config=MLP_CONFIG).state
         assert not marker.exists()
     else:
         assert_refused(lambda: linzoo.load(file), file, marker)
         assert_refused(lambda: linzoo.load(run_dir), planted, marker)
+        assert_refused(lambda: read_init_from(file, net_config=MLP_CONFIG), file, marker)  # a new run's init_from=
+        assert_refused(lambda: read_init_from(run_dir, net_config=MLP_CONFIG), planted, marker)
         assert_refused(
             lambda: linzoo.create_model("mlp", hidden_dims=[48 if kind == "wrong_width" else 32], checkpoint_path=file),
             file,
@@ -105,6 +111,7 @@ def test_hostile_safetensors_are_refused(kind, original, tmp_path) -> None:
     marker = tmp_path / "marker"
     file = hostile_safetensors(original, kind, tmp_path, marker)
     assert_refused(lambda: linzoo.load(file), file, marker)
+    assert_refused(lambda: read_init_from(file, net_config=MLP_CONFIG), file, marker)
     if kind != "wrong_width":
         assert_refused(lambda: linzoo.create_model("mlp", hidden_dims=[32], checkpoint_path=file), file, marker)
 

@@ -22,8 +22,8 @@ import torch
 from linzoo.checkpoint.files import checkpoint_in
 from linzoo.checkpoint.nets import (
     build_net,
-    check_finite,
     from_file,
+    load_weights_into,
     model_name_of,
     net_config_of,
     read_net,
@@ -71,10 +71,10 @@ def read_init_from(path: str | Path, *, net_config: dict[str, Any]) -> InitSourc
     """
     file = checkpoint_in(path)
     state, build_config = read_net(file)
-    check_finite(state, file)
     saved = net_config_of(build_config)
     with from_file(file):
         saved_name = model_name_of(saved)
+        load_weights_into(build_net(saved), state, file)  # the file's config must describe its weights, all finite
     name = model_name_of(net_config)
     defaults = _defaults(name)  # a config may leave an option at its default unsaid
     kwargs = {key: value for key, value in net_config.items() if not key.startswith("_")}
