@@ -237,6 +237,7 @@ def run(compose_train, out: Path, *overrides: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_init_from_a_run_dir_a_ckpt_and_a_safetensors_file(compose_train, fake_mnist_root, tmp_path) -> None:
     """MNIST -> Fashion-MNIST (both fake) with a linear probe: a new run whose checkpoint is an ordinary
     linzoo checkpoint (load, eval, predict, export), with its lineage recorded; the frozen weights stay."""
@@ -304,6 +305,7 @@ def test_a_mismatched_init_from_is_refused_before_the_run_directory_is_written(
     assert not (out / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_a_fine_tune_run_resumes_with_its_settings_and_keeps_its_lineage(
     compose_train, fake_mnist_root, tmp_path
 ) -> None:
