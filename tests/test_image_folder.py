@@ -77,6 +77,11 @@ def loaded(root: Path, **kwargs) -> ImageFolderDataModule:
     return datamodule
 
 
+def all_images(datamodule: ImageFolderDataModule) -> torch.Tensor:
+    """uint8 [N, C, S, S]: the train, val and test images together."""
+    return torch.cat([datamodule._split(name).images for name in ("train", "val", "test")])
+
+
 def per_class(split) -> list[int]:
     return torch.bincount(split.labels, minlength=3).tolist()
 
@@ -109,7 +114,7 @@ def test_images_get_predicts_preprocessing_whatever_their_mode_and_size(tmp_path
         files = [file for class_files in everything.files for file in class_files]
         _, predicted = read_inputs(tmp_path / "data" / "a", image_size=image_size, in_channels=in_channels)
         assert predicted.shape == (8, in_channels, image_size, image_size)
-        images = torch.cat([split.images for split in (datamodule.train_set, datamodule.val_set, datamodule.test_set)])
+        images = all_images(datamodule)
         assert images.shape == (16, in_channels, image_size, image_size) and images.dtype == torch.uint8
         for file in files[:8]:
             _, one = read_inputs(file, image_size=image_size, in_channels=in_channels)
@@ -120,8 +125,7 @@ def test_images_get_predicts_preprocessing_whatever_their_mode_and_size(tmp_path
 def test_dark_ink_on_light_paper_is_inverted_as_predict_does(tmp_path) -> None:
     make_folder(tmp_path, {"a": 5, "b": 5})
     save(255 - draw(0, 0), tmp_path / "a" / "paper.png", "L")  # dark bar on white
-    auto = torch.cat([loaded(tmp_path, val_fraction=0.2, test_fraction=0.2).train_set.images])
-    never = loaded(tmp_path, invert="false", val_fraction=0.2, test_fraction=0.2).train_set.images
+    auto, never = (all_images(loaded(tmp_path, invert=invert)) for invert in ("auto", "false"))
     assert auto.float().mean() < never.float().mean()  # the white paper became dark
 
 
@@ -322,6 +326,7 @@ def test_predict_prints_the_class_names(folder_run, tmp_path, capsys) -> None:
     assert {row[1], row[2], row[4], row[6]} <= names
 
 
+@pytest.mark.slow  # a subprocess: Hydra's command line is where an explicit override is known
 def test_a_num_classes_other_than_the_folders_is_refused_on_the_command_line(folder_run, tmp_path) -> None:
     folder, _, _ = folder_run
     result = subprocess.run(
