@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from helpers import ROOT, SHORT, same_metric, tiny
@@ -22,6 +23,7 @@ from linzoo.data.identity import identity_differences
 from linzoo.data.images import UnreadableImageWarning
 from linzoo.data.rebuild import build_datamodule
 from linzoo.run.evaluate import evaluate
+from linzoo.run.schemas import register_configs
 from linzoo.run.train import train
 from linzoo.tools.image_inputs import read_inputs
 from linzoo.tools.predict import predict_checkpoint
@@ -271,15 +273,8 @@ def test_a_saved_image_folder_config_rebuilds_from_linzoos_allow_list(tmp_path) 
 
 
 # ----------------------------------------------------------------------------- end to end
-@pytest.fixture(scope="module")
-def folder_run(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """A tiny CNN trained briefly on a generated folder of 3 classes (SHORT): (folder, run dir, metrics)."""
-    from hydra import compose, initialize_config_dir
-
-    from linzoo.run.schemas import register_configs
-
-    base = tmp_path_factory.mktemp("image_folder")
-    folder = make_folder(base / "shapes", {"bar_across": 24, "bar_down": 24, "square": 24})
+def train_on_folder(folder: Path, run: Path, *overrides: str) -> dict:
+    """Train a tiny CNN briefly (SHORT) on ``folder`` into ``run``; returns its metrics."""
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose(
@@ -289,11 +284,19 @@ def folder_run(tmp_path_factory) -> tuple[Path, Path, dict]:
                 "data=image_folder",
                 f"data.root={folder}",
                 *SHORT,
-                f"paths.output_dir={base / 'run'}",
+                *overrides,
+                f"paths.output_dir={run}",
             ],
         )
-    metrics = train(cfg)
-    return folder, base / "run", metrics
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A tiny CNN trained briefly on a generated folder of 3 classes (SHORT): (folder, run dir, metrics)."""
+    base = tmp_path_factory.mktemp("image_folder")
+    folder = make_folder(base / "shapes", {"bar_across": 24, "bar_down": 24, "square": 24})
+    return folder, base / "run", train_on_folder(folder, base / "run")
 
 
 def test_training_on_a_folder_sizes_the_head_and_keeps_the_class_names(folder_run) -> None:
@@ -324,6 +327,23 @@ def test_predict_prints_the_class_names(folder_run, tmp_path, capsys) -> None:
     assert {line.split()[1] for line in table.splitlines()[1:]} <= names
     row = written.read_text().splitlines()[1].split(",")  # file,class,top1,prob1,top2,prob2,top3,prob3
     assert {row[1], row[2], row[4], row[6]} <= names
+
+
+def test_predict_reads_images_with_the_runs_invert_setting(folder_run, tmp_path, capsys) -> None:
+    """A model trained with data.invert=false predicts without inverting, unless told otherwise."""
+    folder, _, _ = folder_run
+    run = tmp_path / "never_inverted"
+    train_on_folder(folder, run, "data.invert=false", "trainer.max_epochs=1")
+    capsys.readouterr()  # the training's own output
+    (tmp_path / "paper").mkdir()
+    save(255 - draw(2, 0), tmp_path / "paper" / "square_on_white.png", "L")  # inverted by auto only
+
+    def table(**kwargs) -> str:
+        predict_checkpoint(ckpt_path=run, inputs=tmp_path / "paper", run_dir=tmp_path / "predict", **kwargs)
+        return capsys.readouterr().out
+
+    assert table() == table(invert="false")
+    assert table() != table(invert="auto")
 
 
 @pytest.mark.slow  # a subprocess: Hydra's command line is where an explicit override is known

@@ -137,12 +137,15 @@ def predict_checkpoint(
     ckpt_path: str | Path,
     inputs: str | Path,
     run_dir: str | Path,
-    invert: str | bool = "auto",
+    invert: str | bool | None = None,
     top_k: int = 3,
     batch_size: int = 256,
     device: str = "cpu",
 ) -> Path:
     """Predict ``inputs`` with the model of ``ckpt_path`` (a .ckpt, run directory or .safetensors file).
+
+    ``invert`` None: as the model's training images were read (``data.invert`` of a
+    ``data=image_folder`` run), else ``"auto"``.
 
     Returns the file written: ``predictions.csv`` (classifiers) or ``reconstructions.png``
     (autoencoders), under a fresh name in ``run_dir``.
@@ -160,6 +163,8 @@ def predict_checkpoint(
             "on them; draw digits with scripts/sample.py ckpt_path=... instead."
         )
     net = net.to(target).eval()
+    if invert is None:
+        invert = (build_config.get("data") or {}).get("invert", "auto")
     names, images = read_inputs(
         raw_inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert
     )
