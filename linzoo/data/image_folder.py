@@ -142,7 +142,7 @@ class ImageFolderDataModule(InMemoryDataModule):
                 f"{shown}{more}. Fix: delete or re-save them (the run trains on the rest).",
                 category=UnreadableImageWarning,
             )
-        train = read.pop("train", None) or read.pop("all")
+        train = read.pop("train") if "train" in read else read.pop("all")
         missing = [name for name in ("val", "test") if name not in read]
         self.train_set, drawn = self._draw(train, missing)
         read.update(drawn)
