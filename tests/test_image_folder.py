@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -316,6 +317,17 @@ def test_eval_rebuilds_the_folder_data_and_gives_the_runs_test_metrics(folder_ru
     evaluated = evaluate(compose_eval([f"ckpt_path={checkpoint}"], output_dir=tmp_path / "eval"))
     assert evaluated["same_data_as_checkpoint"] is True
     assert evaluated["test/acc"] == same_metric(metrics["test/acc"])
+
+
+def test_eval_takes_a_moved_folder_and_refuses_renamed_classes(folder_run, compose_eval, tmp_path) -> None:
+    folder, run, _ = folder_run
+    checkpoint = json.loads((run / "metrics.json").read_text())["best_checkpoint"]
+    moved = shutil.copytree(folder, tmp_path / "moved")
+    evaluated = evaluate(compose_eval([f"ckpt_path={checkpoint}", f"data.root={moved}"], output_dir=tmp_path / "a"))
+    assert evaluated["same_data_as_checkpoint"] is True and evaluated["data"]["source"] == str(moved)
+    (moved / "square").rename(moved / "circle")  # same images, another name: label 2 means another class
+    with pytest.raises(UserError, match=r"class_names: \['bar_across', 'bar_down', 'square'\] -> .*'circle'"):
+        evaluate(compose_eval([f"ckpt_path={checkpoint}", f"data.root={moved}"], output_dir=tmp_path / "b"))
 
 
 def test_predict_prints_the_class_names(folder_run, tmp_path, capsys) -> None:
