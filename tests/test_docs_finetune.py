@@ -15,6 +15,12 @@ from linzoo.run.train import train
 from linzoo.tools.export import export_checkpoint
 
 PAGE = ROOT / "docs" / "finetune.md"
+OWN_IMAGES = "## Your own images"  # that section's commands need an image folder: tests/test_image_folder.py
+
+
+def page_text() -> str:
+    """The page up to its image-folder section (whose commands run in tests/test_image_folder.py)."""
+    return PAGE.read_text().split(OWN_IMAGES)[0]
 
 
 def blocks(text: str, language: str) -> list[str]:
@@ -26,7 +32,7 @@ def commands(text: str) -> list[list[str]]:
 
 
 def test_the_page_has_the_commands_of_issue_21() -> None:
-    text = PAGE.read_text()
+    text = page_text()
     lines = [" ".join(words) for words in commands(text)]
     assert any("model=transformer data=fashion_mnist init_from=runs/mnist_vit " in line for line in lines)
     assert any("finetune.train_roles=[head] " in line for line in lines)
@@ -39,7 +45,7 @@ def test_the_page_has_the_commands_of_issue_21() -> None:
 def test_every_command_of_docs_finetune_runs(compose_train, fake_mnist_root, tmp_path: Path) -> None:
     in_tmp = lambda value: re.sub(r"(?<![\w/])runs/", f"{tmp_path}/runs/", value)  # noqa: E731
     runs: dict[str, dict] = {}
-    for words in commands(PAGE.read_text()):
+    for words in commands(page_text()):
         assert words[0] == "python", words
         script, args = words[1], [in_tmp(arg) for arg in words[2:]]
         if script == "scripts/export.py":
@@ -70,7 +76,7 @@ def test_every_command_of_docs_finetune_runs(compose_train, fake_mnist_root, tmp
 
 def test_every_python_block_of_docs_finetune_runs(capsys) -> None:
     namespace: dict[str, object] = {"__name__": "docs_finetune"}
-    found = blocks(PAGE.read_text(), "python")
+    found = blocks(page_text(), "python")
     assert found
     for index, block in enumerate(found):
         exec(compile(block, f"{PAGE}:block{index}", "exec"), namespace)  # noqa: S102 - our own page

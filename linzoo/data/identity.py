@@ -34,10 +34,18 @@ def split_fingerprint(split: ImageTensorDataset) -> str:
 
 
 def data_identity(
-    *, dataset: str, source: str, split_seed: int, val_size: int | None, splits: dict[str, ImageTensorDataset]
+    *,
+    dataset: str,
+    source: str,
+    split_seed: int,
+    val_size: int | None,
+    splits: dict[str, ImageTensorDataset],
+    class_names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The identity record of loaded data; ``val_size`` None where the split sizes are fixed (the sample)."""
-    return {
+    """The identity record of loaded data; ``val_size`` None where the split sizes are fixed (the sample).
+    ``class_names`` (label k is ``class_names[k]``) is recorded where the data names its classes
+    (``data=image_folder``: its folder names); predict prints them."""
+    identity = {
         "dataset": dataset,
         "source": source,
         "split_seed": split_seed,
@@ -45,6 +53,9 @@ def data_identity(
         "sizes": {name: len(splits[name]) for name in SPLITS},
         "fingerprints": {name: split_fingerprint(splits[name]) for name in SPLITS},
     }
+    if class_names is not None:
+        identity["class_names"] = list(class_names)
+    return identity
 
 
 def describe_identity(identity: dict[str, Any]) -> str:
@@ -61,7 +72,11 @@ def identity_differences(recorded: dict[str, Any], now: dict[str, Any], *, split
     empty when every split in ``splits`` holds the same images and labels.
 
     The settings that differ are named (``"split_seed: 0 -> 1"``); when none does, the files do.
+    Other class names (a renamed class folder) differ whatever the images: a label means another class.
     """
+    recorded_names, now_names = recorded.get("class_names"), now.get("class_names")
+    if recorded_names is not None and now_names is not None and recorded_names != now_names:
+        return [f"class_names: {recorded_names} -> {now_names} (label k means another class)"]
     recorded_prints, now_prints = recorded.get("fingerprints", {}), now.get("fingerprints", {})
     changed = [name for name in splits if recorded_prints.get(name) != now_prints.get(name)]
     if not changed:
@@ -71,4 +86,7 @@ def identity_differences(recorded: dict[str, Any], now: dict[str, Any], *, split
     ]
     if settings:
         return settings
-    return [f"the {name} split holds other images (fingerprint {recorded_prints.get(name)} -> {now_prints.get(name)})" for name in changed]
+    return [
+        f"the {name} split holds other images (fingerprint {recorded_prints.get(name)} -> {now_prints.get(name)})"
+        for name in changed
+    ]

@@ -30,9 +30,11 @@ from linzoo.checkpoint import existing_checkpoint, remove_stale_temp_files, writ
 from linzoo.checkpoint.init_from import InitSource
 from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
+from linzoo.data.images import UnreadableImageWarning
 from linzoo.models.summary import count_parameters
 from linzoo.models.transfer import TrainableSummary
 from linzoo.run.console import print_config, warnings_to_log
+from linzoo.run.data_classes import match_classes_to_data
 from linzoo.run.finetune import finetune_record, prepare_net, read_source
 from linzoo.run.resume import check_resumable
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
@@ -113,6 +115,7 @@ class FitOutcome:
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Check the config, the run-directory rules and a resume, and say what the run will do."""
     check_train_config(cfg)
+    match_classes_to_data(cfg)  # data=image_folder: model.num_classes from its class folders
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = existing_checkpoint(cfg.get("ckpt_path"))
     worker = is_launched_worker()
@@ -153,7 +156,7 @@ def build_data(cfg: DictConfig, *, load_now: bool) -> L.LightningDataModule:
     run writes anything, and the offline-fallback warning also goes to the job log."""
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     if load_now:
-        with warnings_to_log(SampleFallbackWarning, log):
+        with warnings_to_log(SampleFallbackWarning, log), warnings_to_log(UnreadableImageWarning, log):
             datamodule.prepare_data()
             datamodule.setup("fit")
     return datamodule

@@ -389,6 +389,8 @@ def eval_data_config(
                 trained_source,
             )
         return data
+    if "source" not in data:  # data=image_folder: its folder is its only source
+        return data
     data.allow_sample_fallback = False
     data.source = "full" if trained_source is None else _kind(trained_source)
     return data
@@ -405,7 +407,7 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
         datamodule.prepare_data()
         datamodule.setup("test")
     except FileNotFoundError as error:
-        if datamodule.requested_source != "full" or not hasattr(datamodule, "missing_reason"):
+        if getattr(datamodule, "requested_source", None) != "full" or not hasattr(datamodule, "missing_reason"):
             raise
         trained = trained_source or "the full dataset (the checkpoint does not say which data; older linzoo)"
         raise UserFileNotFoundError(
