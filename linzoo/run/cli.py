@@ -36,7 +36,7 @@ CONFIG_PATH = config_path()
 register_configs()
 
 
-def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+def command(config_name: str, *, lightning: bool = True) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
     """``hydra.main`` for a linzoo command (config ``configs/<config_name>.yaml``), where a user's
     mistake (bad value, misspelled key or option, missing or corrupt file) prints one message
     and exits 2, both when Hydra composes the config and while the command runs;
@@ -45,14 +45,16 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
     removes the one this command created, when it holds only Hydra's files: linzoo/run/run_dirs.py).
     The run directory's claim, taken before Hydra wrote anything, is released when the command
     ends, however it ends (a SIGKILL releases the lock with the process; its file then is a
-    stale claim, which the next command on this host takes over)."""
+    stale claim, which the next command on this host takes over). ``lightning=False``: the command
+    never uses Lightning, so its logging is not tidied (which would import it: seconds of start-up)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
         @functools.wraps(task)
         def task_exiting_on_user_error(cfg: DictConfig) -> Any:
-            from linzoo.run.console import tidy_lightning_logging  # imports Lightning: not before a command runs
+            if lightning:
+                from linzoo.run.console import tidy_lightning_logging  # imports Lightning: not before a command runs
 
-            tidy_lightning_logging()
+                tidy_lightning_logging()
             with exiting_on_user_error(cleanup=remove_refused_run):
                 return task(cfg)
 
@@ -109,7 +111,7 @@ def sample(cfg: DictConfig) -> None:
     print(f"Samples: {path}")
 
 
-@command("predict")
+@command("predict", lightning=False)
 def predict(cfg: DictConfig) -> None:
     from linzoo.tools.predict import predict_checkpoint
 

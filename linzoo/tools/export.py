@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.callbacks.image_files import fresh_path
 from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, rebuild_net
 from linzoo.checkpoint.atomic import atomic_path
 from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
+from linzoo.common.paths import fresh_path
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
