@@ -136,5 +136,6 @@ def export(cfg: DictConfig) -> None:
         format=cfg.format,
         out=cfg.out,
         quantize=cfg.quantize,
+        check_inputs=cfg.check_inputs,
         run_dir=cfg.paths.output_dir,
     )
