@@ -343,3 +343,18 @@ def test_the_class_names_are_torchvisions() -> None:
 
     assert CLASS_NAMES["fashion_mnist"] == tuple(datasets.FashionMNIST.classes)
     assert CLASS_NAMES["mnist"] == tuple(datasets.MNIST.classes[index][0] for index in range(10))
+
+
+def test_predict_skips_hydras_mode_probe_unless_the_command_line_names_the_mode(monkeypatch) -> None:
+    from hydra._internal.hydra import Hydra
+
+    from linzoo.run.cli import skipping_mode_probe
+
+    probe = Hydra.get_mode
+    monkeypatch.setattr(sys, "argv", ["predict", "ckpt_path=x", "inputs=y"])
+    with skipping_mode_probe():
+        assert Hydra.get_mode is not probe and Hydra.get_mode(None, "predict", []) is None
+    assert Hydra.get_mode is probe
+    monkeypatch.setattr(sys, "argv", ["predict", "ckpt_path=x", "hydra.mode=MULTIRUN"])
+    with skipping_mode_probe():
+        assert Hydra.get_mode is probe
