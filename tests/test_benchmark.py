@@ -91,6 +91,8 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
         "forward, batch 256",
     }
     assert startup["command_s"] == startup["median_s"]["scripts/predict.py, one image"] > 0
+    assert set(startup["cpu_s"]) == {"python -c pass", "python -c 'import torch'", "scripts/predict.py, one image"}
+    assert all(seconds > 0 for seconds in startup["cpu_s"].values())
     assert startup["startup_s"] == pytest.approx(startup["command_s"] - startup["median_s"]["predict_checkpoint, warm"])
     tables = (tmp_path / "tables.md").read_text()
     for number in range(1, len(SECTIONS) + 1):  # every section printed its table, and --markdown kept it

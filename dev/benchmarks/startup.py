@@ -1,6 +1,7 @@
 """Section ``startup``: predict on one image, from command to answer, against what one image costs.
 
-Cold processes, in turn (ABBA...), so machine noise hits them alike: ``python -c pass``
+Cold processes in turn (ABBA...), so machine noise hits them alike, each with its CPU seconds
+(user + system, which a busy machine inflates far less than wall seconds): ``python -c pass``
 (the interpreter), ``python -c "import torch"`` (the floor: a forward needs torch), and
 ``python scripts/predict.py ckpt_path=CKPT inputs=ONE.png`` (the whole command: Hydra, the
 checkpoint, the image, the table and the CSV). Then, in this process with everything imported:
@@ -16,10 +17,10 @@ change the time).
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,33 @@ def write_digit(path: Path) -> Path:
     return path
 
 
-def command_runner(arguments: list[str], *, threads: int, folder: Path) -> Callable[[], None]:
-    """A cold ``python ARGUMENTS`` (its own run directory each time when it is predict)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    if threads > 0:
-        env["OMP_NUM_THREADS"] = str(threads)
-    calls = iter(range(10**6))
+class ColdCommand:
+    """A cold ``python ARGUMENTS`` a call (predict: its own run directory each time), keeping the
+    CPU seconds of each call too: on a shared machine they hold up better than wall seconds."""
 
-    def run() -> None:
-        extra = [f"hydra.run.dir={folder / f'run{next(calls)}'}"] if "scripts/predict.py" in arguments else []
-        done = subprocess.run(
-            [sys.executable, *arguments, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    def __init__(self, arguments: list[str], *, threads: int, folder: Path) -> None:
+        self.arguments, self.folder, self.cpu_s = arguments, folder, []
+        self.env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        if threads > 0:
+            self.env["OMP_NUM_THREADS"] = str(threads)
+
+    def __call__(self) -> None:
+        extra = (
+            [f"hydra.run.dir={self.folder / f'run{len(self.cpu_s)}'}"] if "scripts/predict.py" in self.arguments else []
         )
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            [sys.executable, *self.arguments, *extra],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-
-    return run
+            raise RuntimeError(f"{' '.join(self.arguments)} failed:\n{done.stderr[-3000:]}")
+        self.cpu_s.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
 
 
 def section(args: Any) -> dict[str, Any]:
@@ -80,9 +92,9 @@ def section(args: Any) -> dict[str, Any]:
         ckpt = Path(args.predict_ckpt) if args.predict_ckpt else write_checkpoint(folder / "mlp.ckpt")
         digit = write_digit(folder / "digit.png")
         cold = {
-            "python -c pass": command_runner(["-c", "pass"], threads=args.threads, folder=folder),
-            "python -c 'import torch'": command_runner(["-c", "import torch"], threads=args.threads, folder=folder),
-            "scripts/predict.py, one image": command_runner(
+            "python -c pass": ColdCommand(["-c", "pass"], threads=args.threads, folder=folder),
+            "python -c 'import torch'": ColdCommand(["-c", "import torch"], threads=args.threads, folder=folder),
+            "scripts/predict.py, one image": ColdCommand(
                 ["scripts/predict.py", f"ckpt_path={ckpt}", f"inputs={digit}"], threads=args.threads, folder=folder
             ),
         }
@@ -112,19 +124,21 @@ def section(args: Any) -> dict[str, Any]:
     seconds = {name: median(times) for name, times in {**cold_times, **warm_times}.items()}
     seconds["forward, batch 256"] /= 256  # per image
     command = seconds["scripts/predict.py, one image"]
+    cpu = {name: median(runner.cpu_s[-args.repeats :]) for name, runner in cold.items()}  # the warm-up round left out
     results = {
         "checkpoint": str(args.predict_ckpt or f"random-weight MLP {DEFAULT_NET['hidden_dims']}"),
         "median_s": seconds,
         "samples_s": {**cold_times, **warm_times},
         "command_s": command,
+        "cpu_s": cpu,
         "startup_s": command - seconds["predict_checkpoint, warm"],
         "goal_s": 3.0,
     }
     print_table(
         f"8. predict start-up: cold commands and warm calls ({results['checkpoint']}; median of "
         f"{args.repeats} cold, {max(args.repeats, 5)} warm; forward, batch 256: per image)",
-        ["what", "median s", "share of the command"],
-        [[name, value, value / command] for name, value in seconds.items()],
+        ["what", "median s", "share of the command", "CPU s (cold)"],
+        [[name, value, value / command, cpu.get(name, "")] for name, value in seconds.items()],
     )
     print(f"Start-up (command less the warm call): {results['startup_s']:.2f} s; goal: command < 3 s")
     return results
