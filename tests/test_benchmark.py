@@ -21,7 +21,7 @@ from dev.benchmarks.reference import ReferenceLoop
 from dev.benchmarks.timing import paired_ratio
 from helpers import ROOT
 
-SECTIONS = ["overhead", "linear", "data", "compile", "gpu", "generation", "augment"]
+SECTIONS = ["overhead", "linear", "data", "compile", "gpu", "generation", "augment", "startup"]
 
 
 @pytest.mark.slow
@@ -81,6 +81,19 @@ def test_benchmark_script_runs_every_section_at_tiny_size(fake_mnist_root: Path,
     augment = results["augment"]
     assert set(augment["ratio"]) == {"none", "affine", "crop"} and augment["ratio"]["none"] == 1.0
     assert all(math.isfinite(ratio) for ratio in augment["ratio"].values()) and augment["examples"] == 800
+    startup = results["startup"]
+    assert set(startup["median_s"]) == {
+        "python -c pass",
+        "python -c 'import torch'",
+        "scripts/predict.py, one image",
+        "predict_checkpoint, warm",
+        "forward, batch 1",
+        "forward, batch 256",
+    }
+    assert startup["command_s"] == startup["median_s"]["scripts/predict.py, one image"] > 0
+    assert set(startup["cpu_s"]) == {"python -c pass", "python -c 'import torch'", "scripts/predict.py, one image"}
+    assert all(seconds > 0 for seconds in startup["cpu_s"].values())
+    assert startup["startup_s"] == pytest.approx(startup["command_s"] - startup["median_s"]["predict_checkpoint, warm"])
     tables = (tmp_path / "tables.md").read_text()
     for number in range(1, len(SECTIONS) + 1):  # every section printed its table, and --markdown kept it
         assert f"## {number}." in done.stdout and f"## {number}." in tables

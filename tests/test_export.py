@@ -7,12 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import linzoo
 from helpers import MODELS, ROOT, requires_exact_int8
-from linzoo.checkpoint import build_net
+from linzoo.checkpoint import CONFIG_KEY, build_net
+from linzoo.data import torchvision_files
+from linzoo.tools.check_inputs import check_inputs_for, generated_inputs, traced_example
 from linzoo.tools.export import FORMATS, TOLERANCE, export_checkpoint, export_net
 from trained import train_run
 
@@ -141,6 +145,11 @@ def test_a_trained_lm_exports_its_forward_on_real_pixel_tokens(fake_mnist_root, 
     run = train_run(tmp_path / "lm", fake_mnist_root, "lm")
     result = export_checkpoint(ckpt_path=run, format="exported_program", run_dir=tmp_path / "export")
     assert result.max_abs_diff <= TOLERANCE
+    Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "line.png")  # an image, as the LM's tokens
+    given = export_checkpoint(
+        ckpt_path=run, format="exported_program", check_inputs=tmp_path / "line.png", run_dir=tmp_path / "export"
+    )
+    assert given.max_abs_diff <= TOLERANCE
     program = torch.export.load(str(result.path)).module()
     tokens = torch.randint(0, 2, (3, 49))
     torch.testing.assert_close(program(tokens), linzoo.load(run)(tokens))
@@ -185,20 +194,25 @@ def test_an_unwritable_destination_is_refused_before_loading(tmp_path, monkeypat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["mismatch", "under_a_file", "read_only"])
+@pytest.mark.parametrize("case", ["mismatch", "under_a_file", "read_only", "check_inputs"])
 def test_export_refusals_are_one_line_and_exit_2(tmp_path, case: str) -> None:
     if case == "mismatch":
         overrides, message = ["format=onnx", f"out={tmp_path / 'm.safetensors'}"], "but format=onnx"
     elif case == "under_a_file":
         (tmp_path / "a_file").write_text("x")
         overrides, message = [f"out={tmp_path / 'a_file' / 'm.onnx'}"], "is a file, not a directory"
-    else:
+    elif case == "read_only":
         if os.geteuid() == 0:
             pytest.skip("root writes into read-only directories")
         locked = tmp_path / "locked"
         locked.mkdir()
         locked.chmod(0o555)
         overrides, message = [f"out={locked / 'm.onnx'}"], "is not writable"
+    else:
+        overrides, message = (
+            [f"check_inputs={tmp_path / 'digits'}"],
+            f"check_inputs={tmp_path / 'digits'}: nothing there",
+        )
     command = [
         sys.executable,
         "scripts/export.py",
@@ -210,3 +224,98 @@ def test_export_refusals_are_one_line_and_exit_2(tmp_path, case: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], done.stderr
+
+
+# ------------------------------------------------------------------------ exports carry no data (issue 24.4)
+def weights_bytes(run: Path) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in linzoo.load(run).state_dict().values())
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript", "exported_program", "int8"])
+def test_an_export_is_about_the_size_of_its_weights(mlp_run, tmp_path, format: str) -> None:
+    """No batch inside: the check's 100-image test batch alone (314 kB) is three times these weights (102 kB)."""
+    if format == "int8":
+        pytest.importorskip("torchao")
+        from linzoo.tools.quantize import int8_matmul_error
+
+        if int8_matmul_error() != 0:
+            pytest.skip("this CPU's int8 matmul saturates: quantize=int8 refuses it here")
+    quantize = "int8" if format == "int8" else None
+    result = export_checkpoint(
+        ckpt_path=mlp_run, format="exported_program" if quantize else format, quantize=quantize, run_dir=tmp_path
+    )
+    weights = weights_bytes(mlp_run)
+    assert result.path.stat().st_size < 1.1 * weights + 32_000, (result.path.stat().st_size, weights)
+
+
+def test_the_traced_example_is_a_copy_of_two_inputs() -> None:
+    batch = torch.rand(100, 1, 28, 28)
+    example = traced_example(batch[:16])
+    assert example.shape == (2, 1, 28, 28) and example.untyped_storage().nbytes() == example.nbytes
+    assert torch.equal(example, batch[:2])
+    assert torch.equal(traced_example(batch[:1]), batch[:1].expand(2, -1, -1, -1))  # one input: taken twice
+
+
+def no_data_checkpoint(run: Path, empty: Path, tmp_path: Path) -> Path:
+    """``run``'s checkpoint, its saved data root pointed at ``empty``."""
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint[CONFIG_KEY]["data"]["root"] = str(empty)
+    torch.save(checkpoint, tmp_path / "no_data.ckpt")
+    return tmp_path / "no_data.ckpt"
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript", "exported_program"])
+def test_export_needs_no_data_and_downloads_nothing(mlp_run, tmp_path, monkeypatch, capsys, format: str) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("LINZOO_DATA", str(empty))
+
+    def no_download(*args: object, **kwargs: object) -> str:
+        raise AssertionError("export tried to download the data")
+
+    monkeypatch.setattr(torchvision_files, "download", no_download)
+    result = export_checkpoint(ckpt_path=no_data_checkpoint(mlp_run, empty, tmp_path), format=format, run_dir=tmp_path)
+    assert result.max_abs_diff <= TOLERANCE
+    assert "on 16 generated inputs (seed 0)" in capsys.readouterr().out
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_generated_inputs_fit_every_model(model: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    net = build_net(NETS[model]).eval()
+    checked = check_inputs_for(net, {"model": {"net": NETS[model]}, "data": {}})
+    assert checked.source == "generated inputs (seed 0)" and torch.equal(checked.inputs, generated_inputs(net))
+    difference = export_net(net, checked.inputs, tmp_path / "model.pt2", "exported_program", build_config={})
+    assert difference <= TOLERANCE
+
+
+def test_check_inputs_are_read_as_predict_reads_inputs(mlp_run, fake_mnist_root, tmp_path, capsys) -> None:
+    from torchvision import datasets
+
+    digits = datasets.MNIST(fake_mnist_root, train=False).data[:3].numpy()
+    np.save(tmp_path / "digits.npy", digits)
+    result = export_checkpoint(
+        ckpt_path=mlp_run, format="onnx", check_inputs=tmp_path / "digits.npy", run_dir=tmp_path / "a"
+    )
+    assert result.max_abs_diff <= TOLERANCE
+    assert f"on 3 input(s) of check_inputs={tmp_path / 'digits.npy'}" in capsys.readouterr().out
+    Image.fromarray(255 - digits[0]).resize((90, 90)).save(tmp_path / "one.png")  # one input, any size, inverted
+    one = export_checkpoint(
+        ckpt_path=mlp_run, format="exported_program", check_inputs=tmp_path / "one.png", run_dir=tmp_path / "b"
+    )
+    assert one.max_abs_diff <= TOLERANCE
+    assert "on 1 input(s) of check_inputs=" in capsys.readouterr().out
+
+
+def test_bad_check_inputs_are_refused_before_loading_naming_the_setting(tmp_path) -> None:
+    missing_run = tmp_path / "no_such_run"  # loading it would fail: the refusal comes first
+    with pytest.raises(FileNotFoundError, match=r"^check_inputs=.*nope\.png: nothing there"):
+        export_checkpoint(ckpt_path=missing_run, check_inputs=tmp_path / "nope.png", run_dir=tmp_path)
+    np.save(tmp_path / "bright.npy", np.full((2, 28, 28), 3.0, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"^check_inputs=.*bright\.npy holds floats in \[3, 3\]"):
+        export_checkpoint(ckpt_path=missing_run, check_inputs=tmp_path / "bright.npy", run_dir=tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"^check_inputs=.*notes\.txt: unknown kind of file"):
+        export_checkpoint(ckpt_path=missing_run, check_inputs=tmp_path / "notes.txt", run_dir=tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bright.npy", "notes.txt"]

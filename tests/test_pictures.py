@@ -13,8 +13,8 @@ import torch
 from helpers import SHORT, data_overrides, png_size
 from linzoo.callbacks import ConfusionMatrix
 from linzoo.callbacks.curves import curve_metric, read_epoch_metrics
-from linzoo.callbacks.image_files import fresh_path
 from linzoo.callbacks.latent_map import principal_components
+from linzoo.common.paths import fresh_path
 from linzoo.run.evaluate import evaluate
 from linzoo.run.train import train
 from linzoo.tasks import Autoencoding, Classifier, LanguageModeling

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -309,3 +310,51 @@ def test_predict_refusals_are_one_line_and_exit_2(tmp_path, override: str, messa
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], done.stderr
+
+
+# ------------------------------------------------------------------------ start-up (issue 24.5)
+HEAVY = ("lightning", "torchmetrics", "torchvision", "matplotlib")
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """The modules of ``HEAVY`` that a fresh Python process has imported after running ``code``."""
+    check = f"{code}\nimport json, sys\nprint(json.dumps(sorted(name for name in {HEAVY!r} if name in sys.modules)))\n"
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_predict_module_imports_no_training_stack() -> None:
+    assert heavy_modules_after("import linzoo.tools.predict") == []
+
+
+def test_a_plain_forward_from_the_command_line_imports_no_training_stack(mlp_run, test_digits, tmp_path) -> None:
+    """The whole command (Hydra, the checkpoint, one PNG, the table, the CSV): torch, PIL and numpy only."""
+    digits, _ = test_digits
+    Image.fromarray(digits[0]).save(tmp_path / "digit.png")
+    arguments = [f"ckpt_path={mlp_run}", f"inputs={tmp_path / 'digit.png'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    code = f"import sys\nsys.argv = ['predict', *{arguments!r}]\nfrom linzoo.run.cli import predict\npredict()"
+    assert heavy_modules_after(code) == []
+    assert (tmp_path / "run" / "predictions.csv").is_file()
+
+
+def test_the_class_names_are_torchvisions() -> None:
+    from linzoo.data.class_names import CLASS_NAMES
+
+    assert CLASS_NAMES["fashion_mnist"] == tuple(datasets.FashionMNIST.classes)
+    assert CLASS_NAMES["mnist"] == tuple(datasets.MNIST.classes[index][0] for index in range(10))
+
+
+def test_predict_skips_hydras_mode_probe_unless_the_command_line_names_the_mode(monkeypatch) -> None:
+    from hydra._internal.hydra import Hydra
+
+    from linzoo.run.cli import skipping_mode_probe
+
+    probe = Hydra.get_mode
+    monkeypatch.setattr(sys, "argv", ["predict", "ckpt_path=x", "inputs=y"])
+    with skipping_mode_probe():
+        assert Hydra.get_mode is not probe and Hydra.get_mode(None, "predict", []) is None
+    assert Hydra.get_mode is probe
+    monkeypatch.setattr(sys, "argv", ["predict", "ckpt_path=x", "hydra.mode=MULTIRUN"])
+    with skipping_mode_probe():
+        assert Hydra.get_mode is probe

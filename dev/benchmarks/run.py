@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dev.benchmarks import augment, data, generation, gpu, linear, overhead
+from dev.benchmarks import augment, data, generation, gpu, linear, overhead, startup
 from dev.benchmarks import compile as compile_section
 from dev.benchmarks.timing import TABLES, environment
 
@@ -25,6 +25,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "gpu": gpu.section,
     "generation": generation.section,
     "augment": augment.section,
+    "startup": startup.section,
 }
 DEFAULT_SECTIONS = ("overhead", "linear", "data", "compile", "generation", "augment")
 
@@ -44,6 +45,9 @@ sections (--sections, comma separated):
   generation  pixel-LM sampling: preallocated KV cache, grown cache, no cache
   augment     one training epoch with data.augment=none|affine|crop (MLP, on-device batches).
               JSON: augment.ratio.<kind> (epoch time over none)
+  startup     predict on one image: cold commands (python, import torch, scripts/predict.py)
+              against a warm predict call and the forward per image (--predict-ckpt: your run).
+              JSON: startup.command_s, startup.startup_s, startup.median_s
 """
 
 
@@ -77,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "traces but generates no code, so the smoke test stays fast; none: skip the compiled variants)",
     )
     parser.add_argument("--lm-ckpt", default=None, help="generation: time this trained LM checkpoint's net")
+    parser.add_argument(
+        "--predict-ckpt", default=None, help="startup: predict with this run (default: a random-weight mlp)"
+    )
     args = parser.parse_args(argv)
     args.overhead_variants = [v.strip() for v in args.overhead_variants.split(",") if v.strip()]
     unknown_variants = sorted(set(args.overhead_variants) - set(overhead.VARIANTS))

@@ -16,7 +16,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
 from matplotlib.figure import Figure
 
-from linzoo.callbacks.image_files import fresh_path
+from linzoo.common.paths import fresh_path
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Image files: fresh names (nothing is overwritten), PNG grids of images, matplotlib figures as PNG.
+"""Image files: PNG grids of images, matplotlib figures as PNG (fresh names: linzoo.common.paths).
 
 Used by the picture callbacks (``linzoo.callbacks``) and by ``scripts/sample.py``; every file is
 written atomically (``linzoo.checkpoint.atomic``): a picture is there whole or not at all. Figures
@@ -19,16 +19,6 @@ from torchvision.utils import make_grid
 from linzoo.checkpoint.atomic import atomic_write
 
 DPI = 100
-
-
-def fresh_path(path: str | Path) -> Path:
-    """``path`` if nothing is there, else ``<stem>-1<suffix>``, ``<stem>-2<suffix>``, ..."""
-    path = Path(path)
-    candidate, number = path, 0
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
 
 
 def display_scale(side: int, *, min_side: int = 56) -> int:

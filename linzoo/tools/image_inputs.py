@@ -74,34 +74,34 @@ class RawInputs:
     tensor: torch.Tensor | None = None
 
 
-def collect_inputs(path: str | Path) -> RawInputs:
+def collect_inputs(path: str | Path, *, setting: str = "inputs") -> RawInputs:
     """Check ``path`` and read a tensor file (its shape, dtype, range and finiteness checked): all a
-    user's mistake in ``inputs=`` that can be found before the model is loaded."""
+    user's mistake in ``inputs=`` (or the ``setting`` named) that can be found before the model is loaded."""
     path = Path(path)
     if not path.exists():
         raise UserFileNotFoundError(
-            f"inputs={path}: nothing there. Give an image file, a folder of images, or a .pt/.npy tensor."
+            f"{setting}={path}: nothing there. Give an image file, a folder of images, or a .pt/.npy tensor."
         )
     if path.is_dir():
         files = sorted(file for file in path.iterdir() if file.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise UserValueError(
-                f"inputs={path} is a folder with no images (looked for {', '.join(IMAGE_SUFFIXES)}); "
-                "put PNG or JPEG files in it, or point inputs= at one image or a .pt/.npy tensor."
+                f"{setting}={path} is a folder with no images (looked for {', '.join(IMAGE_SUFFIXES)}); "
+                f"put PNG or JPEG files in it, or point {setting}= at one image or a .pt/.npy tensor."
             )
         return RawInputs(path, files=files)
     if not is_regular_file(path):
         raise UserValueError(
-            f"inputs={path} is not a regular file (a named pipe, a device or a socket); give an image file, "
+            f"{setting}={path} is not a regular file (a named pipe, a device or a socket); give an image file, "
             "a folder of images, or a .pt/.npy tensor."
         )
     suffix = path.suffix.lower()
     if suffix in TENSOR_SUFFIXES:
-        return RawInputs(path, tensor=_read_tensor(path))
+        return RawInputs(path, tensor=_read_tensor(path, setting))
     if suffix in IMAGE_SUFFIXES:
         return RawInputs(path, files=[path])
     raise UserValueError(
-        f"inputs={path}: unknown kind of file {suffix!r}; expected an image ({', '.join(IMAGE_SUFFIXES)}), "
+        f"{setting}={path}: unknown kind of file {suffix!r}; expected an image ({', '.join(IMAGE_SUFFIXES)}), "
         f"a tensor ({', '.join(TENSOR_SUFFIXES)}) or a folder of images."
     )
 
@@ -148,7 +148,7 @@ def _read_image_files(
     return names, preprocess(torch.stack(images), image_size=image_size, in_channels=in_channels, invert=invert)
 
 
-def _read_tensor(path: Path) -> torch.Tensor:
+def _read_tensor(path: Path, setting: str = "inputs") -> torch.Tensor:
     """A .pt/.npy file -> images [N, C, H, W] (uint8 or float)."""
     try:
         data = (
@@ -157,18 +157,20 @@ def _read_tensor(path: Path) -> torch.Tensor:
             else torch.from_numpy(np.load(path))
         )
     except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as error:
-        raise UserValueError(f"inputs={path} cannot be read as a tensor ({type(error).__name__}: {error}).") from error
+        raise UserValueError(
+            f"{setting}={path} cannot be read as a tensor ({type(error).__name__}: {error})."
+        ) from error
     if not isinstance(data, torch.Tensor):
         raise UserValueError(
-            f"inputs={path} holds a {type(data).__name__}, not a tensor of images [N, H, W] or [N, C, H, W]."
+            f"{setting}={path} holds a {type(data).__name__}, not a tensor of images [N, H, W] or [N, C, H, W]."
         )
     shape = list(data.shape)
     if data.numel() == 0:
-        raise UserValueError(f"inputs={path} has shape {shape}: it holds no images; nothing to predict.")
+        raise UserValueError(f"{setting}={path} has shape {shape}: it holds no images; nothing to predict.")
     if data.is_floating_point() and not bool(torch.isfinite(data).all()):
         bad = int((~torch.isfinite(data)).sum())
         raise UserValueError(
-            f"inputs={path} holds {bad} NaN or infinite value(s); give finite float images in [0, 1] or uint8 in 0..255."
+            f"{setting}={path} holds {bad} NaN or infinite value(s); give finite float images in [0, 1] or uint8 in 0..255."
         )
     if _channels_last(data):  # [H, W, C] / [N, H, W, C], as numpy and PIL hold colour images
         data = data.movedim(-1, -3)
@@ -179,15 +181,17 @@ def _read_tensor(path: Path) -> torch.Tensor:
     elif data.dim() == 3:
         data = data[:, None]
     elif data.dim() != 4:
-        raise UserValueError(f"inputs={path} has shape {shape}; expected images [H, W], [N, H, W] or [N, C, H, W].")
+        raise UserValueError(f"{setting}={path} has shape {shape}; expected images [H, W], [N, H, W] or [N, C, H, W].")
     if data.is_floating_point():
         if data.numel() and (data.min() < 0 or data.max() > 1):
             raise UserValueError(
-                f"inputs={path} holds floats in [{float(data.min()):.3g}, {float(data.max()):.3g}]; "
+                f"{setting}={path} holds floats in [{float(data.min()):.3g}, {float(data.max()):.3g}]; "
                 "give float images in [0, 1] or uint8 in 0..255."
             )
     elif data.dtype != torch.uint8:
-        raise UserValueError(f"inputs={path} has dtype {data.dtype}; give float images in [0, 1] or uint8 in 0..255.")
+        raise UserValueError(
+            f"{setting}={path} has dtype {data.dtype}; give float images in [0, 1] or uint8 in 0..255."
+        )
     return data
 
 

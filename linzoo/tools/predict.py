@@ -7,6 +7,9 @@ written atomically. A CSV cell that a spreadsheet would run as a formula (a file
 ``=HYPERLINK(...)``: cells starting with ``= + - @``, tab or carriage return) is prefixed with a
 single quote, as OWASP advises against CSV injection. ``batch_size``, ``device``, ``top_k`` and
 ``inputs`` are checked before the model is loaded.
+
+A plain forward needs torch, PIL and numpy only: no Lightning, torchvision or matplotlib is
+imported (they cost seconds of start-up; tests/test_predict.py checks it).
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from linzoo.callbacks.image_files import fresh_path, save_image_grid
 from linzoo.checkpoint import rebuild_net
 from linzoo.checkpoint.atomic import write_text_atomically
 from linzoo.common.errors import UserValueError
-from linzoo.data.sources import DATASETS
+from linzoo.common.paths import fresh_path
+from linzoo.data.class_names import CLASS_NAMES
 from linzoo.tools.image_inputs import collect_inputs, read_inputs
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def class_names(build_config: dict[str, Any], num_classes: int) -> list[str]:
     if isinstance(recorded, list) and len(recorded) == num_classes:
         return [str(name) for name in recorded]
     dataset = (build_config.get("data") or {}).get("dataset", "mnist")
-    names = DATASETS[dataset].class_names if dataset in DATASETS else ()
+    names = CLASS_NAMES.get(dataset, ())
     return list(names) if len(names) == num_classes else [str(index) for index in range(num_classes)]
 
 
@@ -176,6 +179,8 @@ def predict_checkpoint(
         predictions = classify(net, names, images, labels, top_k=top_k, batch_size=batch_size)
         print(format_table(predictions))
         return write_csv(predictions, fresh_path(run_dir / "predictions.csv"))
+    from linzoo.callbacks.image_files import save_image_grid  # matplotlib, torchvision: autoencoders only
+
     with torch.no_grad():
         reconstructions = torch.cat([net(batch) for batch in images.split(batch_size)])
     shown = images[:32]

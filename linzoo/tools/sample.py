@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
-from linzoo.callbacks.image_files import fresh_path, save_image_grid
+from linzoo.callbacks.image_files import save_image_grid
 from linzoo.callbacks.samples import draw_samples
 from linzoo.common.errors import UserFileExistsError, UserValueError
+from linzoo.common.paths import fresh_path
 from linzoo.tasks.language_modeling import LanguageModeling
 from linzoo.tasks.loading import load_task
 
