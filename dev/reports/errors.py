@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linzoo.data.synthetic import write_fake_mnist, write_idx
+from linzoo.run.run_dirs import claim_run_dir, release_run_claims
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: the rows run its scripts/
 
@@ -66,9 +67,17 @@ def main(argv: list[str] | None = None) -> None:
         tmp_path = Path(tmp).resolve()
         names = prepare(tmp_path)
         cases = command_line_cases(names)
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            rows = list(pool.map(lambda item: run_case(item[1], names, tmp_path / f"row{item[0]}"), enumerate(cases)))
+        claim_run_dir(names["LIVE_RUN"], job="train")  # a run directory a live process (this one) holds
+        try:
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                rows = list(
+                    pool.map(lambda item: run_case(item[1], names, tmp_path / f"row{item[0]}"), enumerate(cases))
+                )
+        finally:
+            release_run_claims()
         rows += python_rows(names)
+        if (tmp_path / "marker").exists():
+            raise SystemExit("A hostile file ran code (it created the marker file): fix that before the table.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows))
     print(f"{len(rows)} bad inputs -> {args.out}")
@@ -117,14 +126,95 @@ def prepare(tmp: Path) -> dict[str, Path]:
         capture_output=True,
         text=True,
     )
+    write_fake_mnist(data, dataset="FashionMNIST", num_train=1000, num_test=200, seed=100)
+    other = tmp / "other"  # the same file names holding other digits
+    write_fake_mnist(other, num_train=1000, num_test=200, seed=7)
+    sample_run = tmp / "sample_run"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *TINY_MLP, *SHORT, "data=mnist_sample"]
+        + [f"hydra.run.dir={sample_run}"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return {
         "DATA": data,
         "EMPTY": empty,
         "RUN": run,
         "NOTES": not_ckpt,
         "TMP": tmp,
+        "OTHER": other,
+        "SAMPLE_RUN": sample_run,
+        "LIVE_RUN": tmp / "live_run",
         **{k: v for k, v in damaged.items()},
+        **hostile_files(run / "checkpoints" / "last.ckpt", tmp / "hostile", marker=tmp / "marker"),
+        **input_files(tmp / "inputs"),
     }
+
+
+def hostile_files(checkpoint: Path, folder: Path, *, marker: Path) -> dict[str, Path]:
+    """Copies of a real checkpoint made hostile (dev/hostile_files.py), and one with a corrupt optimizer state."""
+    import torch
+
+    from dev.hostile_files import CKPT_KINDS, hostile_ckpt, hostile_safetensors
+
+    folder.mkdir()
+    original = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    files = {f"ckpt_{kind}": hostile_ckpt(original, kind, folder, marker) for kind in CKPT_KINDS}
+    for kind in ("not_json", "a_list", "no_target", "unknown_module", "os_system_as_net", "nan_weight"):
+        files[f"st_{kind}"] = hostile_safetensors(original, kind, folder, marker)
+    corrupt = dict(original)
+    corrupt["optimizer_states"] = [dict(original["optimizer_states"][0])]
+    corrupt["optimizer_states"][0]["state"] = {0: {**original["optimizer_states"][0]["state"][0]}}
+    corrupt["optimizer_states"][0]["state"][0]["exp_avg"] = torch.zeros(3)
+    files["corrupt_optimizer"] = folder / "corrupt_optimizer.ckpt"
+    torch.save(corrupt, files["corrupt_optimizer"])
+    cut = folder / "truncated.ckpt"
+    cut.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    files["truncated_ckpt"] = cut
+    return files
+
+
+def input_files(folder: Path) -> dict[str, Path]:
+    """Inputs predict must refuse or skip: an animated GIF's frames are inputs, NaN pixels, an empty
+    array, a PNG whose header claims 400 million pixels, and a folder holding a named pipe."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    folder.mkdir()
+    digit = Image.fromarray((np.arange(28 * 28).reshape(28, 28) % 256).astype(np.uint8))
+    files = {"digit_png": folder / "digit.png"}
+    digit.save(files["digit_png"])
+    files["nan_pt"] = folder / "nan.pt"
+    torch.save(torch.full((1, 28, 28), float("nan")), files["nan_pt"])
+    files["empty_npy"] = folder / "empty.npy"
+    np.save(files["empty_npy"], np.zeros((0, 28, 28), dtype=np.float32))
+    files["bomb_png"] = folder / "bomb.png"
+    files["bomb_png"].write_bytes(png_header_only(width=20000, height=20000))
+    with_pipe = folder / "with_pipe"
+    with_pipe.mkdir()
+    digit.save(with_pipe / "digit.png")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(with_pipe / "pipe.png")
+    files["with_pipe"] = with_pipe
+    files["text_png"] = folder / "notes.png"
+    files["text_png"].write_text("not an image\n")
+    return files
+
+
+def png_header_only(*, width: int, height: int) -> bytes:
+    """A PNG that declares ``width x height`` grey pixels and holds one empty data chunk (a bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def command_line_cases(p: dict[str, Path]) -> list[Case]:
@@ -213,6 +303,112 @@ def command_line_cases(p: dict[str, Path]) -> list[Case]:
         Case("sample: wrong type", "sample", [f"ckpt_path={last}", "top_k=many"]),
         Case("sample: a classifier checkpoint", "sample", [f"ckpt_path={last}"]),
         Case("sample: output not a PNG", "sample", [f"ckpt_path={last}", "out=grid.jpg"]),
+        *issue20_cases(p),
+    ]
+
+
+def issue20_cases(p: dict[str, Path]) -> list[Case]:
+    """Hostile files, predict's inputs, export's outputs, run directories and data identity (issue 20)."""
+    data = [f"data.root={p['DATA']}", "data.download=false", "data.val_size=200"]
+    last = p["RUN"] / "checkpoints" / "last.ckpt"
+    digit = p["digit_png"]
+    resume = [*TINY_MLP, *data, "trainer.max_epochs=2"]
+    hostile = "a file never runs code"
+    return [
+        # --- a file never runs code (point 1-2): refused, the marker file is never created
+        Case(f"{hostile}: pickle gadget", "eval", [f"ckpt_path={p['ckpt_pickle_gadget']}"]),
+        Case(f"{hostile}: pickle gadget", "predict", [f"ckpt_path={p['ckpt_pickle_gadget']}", f"inputs={digit}"]),
+        Case(f"{hostile}: pickle gadget", "train", [*resume, f"ckpt_path={p['ckpt_pickle_gadget']}"]),
+        Case(f"{hostile}: subprocess.Popen in the net config", "eval", [f"ckpt_path={p['ckpt_popen_in_net_kwargs']}"]),
+        Case(
+            f"{hostile}: subprocess.Popen in the net config",
+            "predict",
+            [f"ckpt_path={p['ckpt_popen_in_net_kwargs']}", f"inputs={digit}"],
+        ),
+        Case(f"{hostile}: os.system as the net", "export", [f"ckpt_path={p['ckpt_os_system_as_net']}", "format=onnx"]),
+        Case(
+            f"{hostile}: linzoo's own build_net as a target",
+            "sample",
+            [f"ckpt_path={p['ckpt_linzoo_function_as_net']}"],
+        ),
+        Case(f"{hostile}: subprocess.Popen as the task", "eval", [f"ckpt_path={p['ckpt_popen_as_task']}"]),
+        Case(
+            f"{hostile}: .safetensors metadata naming os.system",
+            "predict",
+            [f"ckpt_path={p['st_os_system_as_net']}", f"inputs={digit}"],
+        ),
+        Case(
+            f"{hostile}: .safetensors metadata naming os.system",
+            "export",
+            [f"ckpt_path={p['st_os_system_as_net']}", "format=torchscript"],
+        ),
+        # --- malformed files (point 3)
+        Case("malformed file: metadata not JSON", "predict", [f"ckpt_path={p['st_not_json']}", f"inputs={digit}"]),
+        Case("malformed file: metadata a list", "predict", [f"ckpt_path={p['st_a_list']}", f"inputs={digit}"]),
+        Case(
+            "malformed file: metadata without _target_",
+            "predict",
+            [f"ckpt_path={p['st_no_target']}", f"inputs={digit}"],
+        ),
+        Case("malformed file: unknown model", "predict", [f"ckpt_path={p['st_unknown_module']}", f"inputs={digit}"]),
+        Case("malformed file: widths do not match the tensors", "eval", [f"ckpt_path={p['ckpt_wrong_width']}"]),
+        Case("malformed file: build config a list", "eval", [f"ckpt_path={p['ckpt_config_is_a_list']}"]),
+        Case("malformed file: NaN weights", "predict", [f"ckpt_path={p['ckpt_nan_weight']}", f"inputs={digit}"]),
+        Case("malformed file: NaN weights (.safetensors)", "export", [f"ckpt_path={p['st_nan_weight']}"]),
+        Case("malformed file: NaN weights, resumed", "train", [*resume, f"ckpt_path={p['ckpt_nan_weight']}"]),
+        Case("malformed file: truncated checkpoint", "eval", [f"ckpt_path={p['truncated_ckpt']}"]),
+        Case("corrupt optimizer state, resumed", "train", [*resume, f"ckpt_path={p['corrupt_optimizer']}"]),
+        # --- predict's inputs and options (points 9, 15)
+        Case("predict: NaN pixels", "predict", [f"ckpt_path={last}", f"inputs={p['nan_pt']}"]),
+        Case("predict: an empty array", "predict", [f"ckpt_path={last}", f"inputs={p['empty_npy']}"]),
+        Case("predict: decompression bomb", "predict", [f"ckpt_path={last}", f"inputs={p['bomb_png']}"]),
+        Case("predict: a file that is not an image", "predict", [f"ckpt_path={last}", f"inputs={p['text_png']}"]),
+        Case(
+            "predict: a named pipe in a folder (skipped, the rest predicted)",
+            "predict",
+            [f"ckpt_path={last}", f"inputs={p['with_pipe']}"],
+            expect_warning="pipe.png",
+        ),
+        Case("predict: input that does not exist", "predict", [f"ckpt_path={last}", f"inputs={p['TMP']}/nope.png"]),
+        Case("predict: batch size 0", "predict", [f"ckpt_path={last}", f"inputs={digit}", "batch_size=0"]),
+        Case("predict: negative batch size", "predict", [f"ckpt_path={last}", f"inputs={digit}", "batch_size=-5"]),
+        Case("predict: GPU asked, none present", "predict", [f"ckpt_path={last}", f"inputs={digit}", "device=cuda"]),
+        Case("predict: a run directory without checkpoints", "predict", [f"ckpt_path={p['EMPTY']}", f"inputs={digit}"]),
+        # --- export's outputs (points 11, 14)
+        Case(
+            "export: file name says another format", "export", [f"ckpt_path={last}", "format=onnx", "out=m.safetensors"]
+        ),
+        Case("export: unknown format", "export", [f"ckpt_path={last}", "format=tflite"]),
+        Case(
+            "export: destination not writable", "export", [f"ckpt_path={last}", "format=onnx", "out=/proc/linzoo.onnx"]
+        ),
+        Case("export: unknown quantization", "export", [f"ckpt_path={last}", "quantize=int4"]),
+        # --- run directories (points 5, 6, 16)
+        Case(
+            "resume a run that is still training, in place",
+            "train",
+            [*TINY_MLP, *data, f"ckpt_path={last}", f"hydra.run.dir={p['LIVE_RUN']}"],
+        ),
+        Case("eval into a run's directory", "eval", [f"ckpt_path={last}", f"hydra.run.dir={p['RUN']}"]),
+        Case("train into a finished run's directory", "train", [*TINY_MLP, *data, f"hydra.run.dir={p['RUN']}"]),
+        Case(
+            "resume a finished run in place",
+            "train",
+            [*TINY_MLP, *data, f"ckpt_path={last}", f"hydra.run.dir={p['RUN']}"],
+        ),
+        # --- same data, or an explicit choice (point 8)
+        Case("eval on another dataset", "eval", [f"ckpt_path={last}", "data.dataset=fashion_mnist"]),
+        Case(
+            "eval on the sample with another split seed",
+            "eval",
+            [f"ckpt_path={p['SAMPLE_RUN']}/checkpoints/last.ckpt", "data.seed=1"],
+        ),
+        Case(
+            "resume on other files",
+            "train",
+            [*TINY_MLP, f"data.root={p['OTHER']}", "data.download=false", "data.val_size=200", f"ckpt_path={last}"],
+        ),
+        Case("allow_other_data not a bool", "eval", [f"ckpt_path={last}", "allow_other_data=maybe"]),
     ]
 
 
@@ -230,7 +426,7 @@ def run_case(case: Case, names: dict[str, Path], run_dir: Path) -> Row:
     done = subprocess.run(command, cwd=case.cwd or ROOT, env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in (done.stderr + "\n" + done.stdout).splitlines() if line.strip()]
     if case.expect_warning:
-        shown_lines = [line for line in lines if case.expect_warning in line and "WARNING" in line][:1]
+        shown_lines = [line for line in lines if case.expect_warning in line and "warning" in line.lower()][:1]
     else:
         shown_lines = [line for line in lines if line.startswith("Error:")] or lines[-6:]
     prefix = (
@@ -249,6 +445,7 @@ def python_rows(names: dict[str, Path]) -> list[Row]:
     import linzoo
     from linzoo import LinearSpec, make_linear
     from linzoo.data import MNISTDataModule
+    from linzoo.tasks import Classifier
 
     empty = names["EMPTY"]
     calls: list[tuple[str, str, Callable[[], object]]] = [
@@ -283,6 +480,31 @@ def python_rows(names: dict[str, Path]) -> list[Row]:
             'MNISTDataModule(root="$EMPTY", download=False).setup()',
             lambda: MNISTDataModule(root=empty, download=False).setup(),
         ),
+        (
+            "a file never runs code: pickle gadget",
+            'linzoo.load("$TMP/hostile/pickle_gadget.ckpt")',
+            lambda: linzoo.load(names["ckpt_pickle_gadget"]),
+        ),
+        (
+            "a file never runs code: pickle gadget",
+            'Classifier.load_from_checkpoint("$TMP/hostile/pickle_gadget.ckpt")',
+            lambda: Classifier.load_from_checkpoint(names["ckpt_pickle_gadget"]),
+        ),
+        (
+            "a file never runs code: subprocess.Popen in the net config",
+            'linzoo.create_model("mlp", checkpoint_path="$TMP/hostile/popen_in_net_kwargs.ckpt")',
+            lambda: linzoo.create_model("mlp", hidden_dims=[16], checkpoint_path=names["ckpt_popen_in_net_kwargs"]),
+        ),
+        (
+            "malformed file: .safetensors metadata not JSON",
+            'linzoo.load("$TMP/hostile/not_json.safetensors")',
+            lambda: linzoo.load(names["st_not_json"]),
+        ),
+        (
+            "malformed file: a run directory without checkpoints",
+            'linzoo.load("$EMPTY")',
+            lambda: linzoo.load(empty),
+        ),
     ]
     rows = []
     for what, shown, call in calls:
@@ -301,8 +523,14 @@ def python_rows(names: dict[str, Path]) -> list[Row]:
 
 def hide_paths(text: str, names: dict[str, Path]) -> str:
     for name in sorted(names, key=lambda key: -len(str(names[key]))):
-        label = name if name.isupper() else f"TMP/{name}"
-        text = text.replace(str(names[name]), f"${label}")
+        path = names[name]
+        if name.isupper():
+            label = name
+        elif path.is_relative_to(names["TMP"]):
+            label = f"TMP/{path.relative_to(names['TMP'])}"
+        else:
+            label = f"TMP/{name}"
+        text = text.replace(str(path), f"${label}")
     text = re.sub(r"\$TMP/row\d+", "$TMP/run", text)
     return text.replace(str(ROOT) + "/", "")
 
