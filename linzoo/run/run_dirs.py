@@ -165,8 +165,8 @@ def check_run_dir(output_dir: str | Path, *, job: str, ckpt_path: str | Path | N
             f"That run is finished: to train it further, start a new run from its checkpoint with "
             f"ckpt_path={last} and a new hydra.run.dir (or none)."
         )
-    elif status is None and not (output_dir / "checkpoints").is_dir():
-        continue_hint = "Choose a new hydra.run.dir (or leave it unset)."
+    elif status is None and not any((output_dir / "checkpoints").glob("*.ckpt")):  # none saved (a full disk)
+        continue_hint = "It holds no checkpoint to resume from: choose a new hydra.run.dir (or leave it unset)."
     else:
         continue_hint = (
             f"That run did not finish (status: {status or 'no metrics.json'}): resume it in place with "

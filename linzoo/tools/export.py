@@ -31,6 +31,7 @@ from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, 
 from linzoo.checkpoint.atomic import atomic_path
 from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
+from linzoo.tools.destinations import check_writable
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def destination(
     if out is None or str(out).endswith(("/", os.sep)) or Path(out).is_dir():
         format = check_format(format, quantize)
         directory = Path(run_dir if out is None else out)
-        _check_writable(directory, out)
+        check_writable(directory, setting=f"out={out}")
         return fresh_path(directory / f"{name}{FORMATS[format]}"), format
     path = Path(out)
     implied = format_of(path)
@@ -109,22 +110,8 @@ def destination(
         raise UserFileExistsError(
             f"out={out} already exists; nothing was written. Choose another path, or move that file away."
         )
-    _check_writable(path.parent, out)
+    check_writable(path.parent, setting=f"out={out}")
     return path, format
-
-
-def _check_writable(directory: Path, out: str | Path | None) -> None:
-    """``directory`` (or, when it does not exist yet, its nearest existing parent) can take a new file."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserValueError(f"out={out}: {existing} is a file, not a directory; nothing can be written under it.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserValueError(
-            f"out={out}: the directory {existing} is not writable; nothing was loaded or written. "
-            "Fix: choose an out= you can write to."
-        )
 
 
 def example_inputs(net: nn.Module, build_config: dict[str, Any], *, num: int = 16) -> torch.Tensor:

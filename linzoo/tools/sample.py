@@ -12,6 +12,7 @@ from linzoo.callbacks.samples import draw_samples
 from linzoo.common.errors import UserFileExistsError, UserValueError
 from linzoo.tasks.language_modeling import LanguageModeling
 from linzoo.tasks.loading import load_task
+from linzoo.tools.destinations import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def output_path(*, out: str | Path | None, run_dir: str | Path, digit: int | Non
         raise UserValueError(f"out={out} must name a .png file, e.g. out=samples.png.")
     if path.exists():
         raise UserFileExistsError(f"{path} already exists and was left as it is; choose another out=... or remove it.")
+    check_writable(path.parent, setting=f"out={out}")
     return path
 
 
