@@ -8,6 +8,11 @@ error's type, never by where it was raised: linzoo's :class:`~linzoo.common.erro
 (raised on purpose, with the fix in its message), Hydra's and OmegaConf's composition errors,
 and the machine refusing a path (an ``OSError`` naming a file: a full disk, a read-only
 folder). Anything else is a bug and keeps Hydra's traceback and status 1.
+
+A refused write gets status 2 too: it is no bug of linzoo but a fault the user fixes (free space,
+another path), like the other faults that exit 2, so a script tells "fix your side and rerun"
+(2) from "report a bug" (1). :func:`naming_refused_writes` finds such a refusal even inside
+another library's error (docs/reliability.md).
 """
 
 from __future__ import annotations
