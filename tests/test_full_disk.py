@@ -8,11 +8,14 @@ tmpfs (skipped where this machine does not allow mounting).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import re
 import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,16 +147,35 @@ def test_training_on_a_simulated_full_disk_is_one_line(fake_mnist_root, tmp_path
     assert (tmp_path / "rerun" / "metrics.json").is_file()
 
 
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """In this process, no file may grow past ``limit`` bytes (the soft limit; restored after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
 @pytest.mark.slow
 def test_exports_past_a_file_size_limit_are_one_line_and_leave_nothing(mlp_run, tmp_path) -> None:
-    """Every export format, refused by the kernel (a file-size limit: EFBIG), ends in one line
-    naming the file, never an abort (TorchScript and .pt2 used to exit 134), and leaves no file;
-    the rerun without the limit writes the file at the same name."""
+    """Every export format, refused by the kernel (a file-size limit: EFBIG), raises one
+    PathRefusedError naming the file, never an abort (TorchScript and .pt2 used to exit 134), and
+    leaves no file; from the command line that is one line and exit 2; the rerun without the limit
+    writes the file at the same name."""
     for format in FORMATS:
         out = tmp_path / format / f"model{FORMATS[format]}"
-        command = [sys.executable, "scripts/export.py", f"ckpt_path={mlp_run}", f"out={out}"]
-        done = run([*command, f"hydra.run.dir={tmp_path / f'run_{format}'}"], file_size_limit=60_000)
-        assert_one_line(done, f"Cannot write {out}: File too large (EFBIG)", "No partial file was left behind")
+        if format == "torchscript":  # the command line, where an abort would show as exit 134
+            command = [sys.executable, "scripts/export.py", f"ckpt_path={mlp_run}", f"out={out}"]
+            done = run([*command, f"hydra.run.dir={tmp_path / 'run'}"], file_size_limit=60_000)
+            assert_one_line(done, f"Cannot write {out}: File too large (EFBIG)", "No partial file was left behind")
+        else:
+            expected = re.escape(f"Cannot write {out}: File too large (EFBIG). No partial file was left behind.")
+            with pytest.raises(PathRefusedError, match=f"^{expected}"), file_size_limit(60_000):
+                export_checkpoint(ckpt_path=mlp_run, out=out, run_dir=tmp_path)
         assert list(out.parent.iterdir()) == [], format
         assert export_checkpoint(ckpt_path=mlp_run, out=out, run_dir=tmp_path).path == out
         assert sorted(path.name for path in out.parent.iterdir()) == [out.name]
