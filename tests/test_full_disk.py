@@ -210,3 +210,34 @@ def test_an_export_onto_a_full_tmpfs_is_one_line_and_leaves_nothing(mlp_run, tmp
         resize(disk, size="2m")
         assert export_checkpoint(ckpt_path=mlp_run, out=out, run_dir=tmp_path).path == out
         assert [path.name for path in disk.iterdir()] == [out.name]
+
+
+def test_a_run_directory_on_a_full_disk_leaves_no_claim(tmp_path, monkeypatch) -> None:
+    """When the disk is full as a command claims its run directory, the claim file is not left
+    behind (it would look like a killed run's claim) and the error is the disk's."""
+    from linzoo.run import run_dirs
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_dirs.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        run_dirs.claim_run_dir(tmp_path / "run", job="train")
+    assert list((tmp_path / "run").iterdir()) == [] and not run_dirs._claims
+
+
+@pytest.mark.slow
+def test_a_command_into_a_full_tmpfs_is_refused_and_leaves_nothing(tmp_path) -> None:
+    """On a real tmpfs that is already full, train is refused at its run-directory claim: one line
+    naming the directory and ENOSPC with the fix, exit 2, and no directory or claim file left."""
+    with tmpfs(tmp_path / "disk", size="64k") as disk:
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as filler:
+            for _ in range(64):  # as much as fits
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        command = [sys.executable, "scripts/train.py", f"hydra.run.dir={disk / 'new' / 'run'}"]
+        done = run(command)
+        assert_one_line(
+            done, f"cannot create or write the run directory {disk / 'new' / 'run'} (No space left", "df -h"
+        )
+        assert [path.name for path in disk.iterdir()] == ["filler"]
