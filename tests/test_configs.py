@@ -158,14 +158,15 @@ def test_the_written_out_schemas_match_the_classes_signatures() -> None:
     config error); they must equal what the classes' keyword arguments give."""
     from dataclasses import fields
 
-    from linzoo.data import MNISTDataModule
-    from linzoo.run.schemas import TASK_SCHEMAS, DataModuleConfig, schema_from_signature
+    from linzoo.data import ImageFolderDataModule, MNISTDataModule
+    from linzoo.run.schemas import TASK_SCHEMAS, DataModuleConfig, ImageFolderDataModuleConfig, schema_from_signature
     from linzoo.tasks import Autoencoding, Classifier, LanguageModeling
 
     classes = {"classifier": Classifier, "autoencoding": Autoencoding, "language_modeling": LanguageModeling}
     for written, cls in [
         *((TASK_SCHEMAS[name], cls) for name, cls in classes.items()),
         (DataModuleConfig, MNISTDataModule),
+        (ImageFolderDataModuleConfig, ImageFolderDataModule),
     ]:
         derived = schema_from_signature(cls)
         as_tuples = [[(f.name, str(f.type), f.default) for f in fields(schema)] for schema in (written, derived)]

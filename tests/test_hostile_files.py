@@ -9,7 +9,6 @@ command line, exit status 2 and a last stderr line that starts with ``Error:``).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -21,22 +20,16 @@ import pytest
 import torch
 
 import linzoo
+from dev.hostile_files import CKPT_KINDS, hostile_ckpt, hostile_safetensors, touch_command
 from helpers import ROOT
 from linzoo.callbacks.checkpoint_io import AtomicCheckpointIO
-from linzoo.checkpoint import CONFIG_KEY, SAFETENSORS_CONFIG_KEY
+from linzoo.checkpoint import CONFIG_KEY
+from linzoo.checkpoint.init_from import read_init_from
 from linzoo.common.errors import UserValueError
 from linzoo.tasks import Classifier
 from trained import train_run
 
-
-class Gadget:
-    """A pickled object whose loading would run ``touch <marker>`` (``os.system``)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, (f"touch {self.marker}",))
+MLP_CONFIG = {"_target_": "linzoo.models.MLP", "hidden_dims": [32]}  # train_run's tiny MLP, for init_from=
 
 
 @pytest.fixture(scope="module")
@@ -47,111 +40,6 @@ def mlp_run(fake_mnist_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def original(mlp_run) -> dict[str, Any]:
     return torch.load(mlp_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-
-
-def touch_command(marker: Path) -> list[str]:
-    return ["touch", str(marker)]
-
-
-def _net_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    return checkpoint[CONFIG_KEY]["model"]["net"]
-
-
-# Each edit takes a copy of a real checkpoint and the marker path, and returns the hostile checkpoint.
-def pickle_gadget(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    checkpoint["extra"] = Gadget(marker)
-    return checkpoint
-
-
-def popen_in_net_kwargs(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    _net_config(checkpoint)["linear"] = {"_target_": "subprocess.Popen", "args": touch_command(marker)}
-    return checkpoint
-
-
-def os_system_as_net(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    checkpoint[CONFIG_KEY]["model"]["net"] = {"_target_": "os.system", "command": f"touch {marker}"}
-    return checkpoint
-
-
-def linzoo_function_as_net(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    inner = {"_target_": "subprocess.Popen", "args": touch_command(marker)}
-    checkpoint[CONFIG_KEY]["model"]["net"] = {
-        "_target_": "linzoo.checkpoint.build_net",
-        "_recursive_": False,
-        "net_config": inner,
-    }
-    return checkpoint
-
-
-def popen_as_task(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    checkpoint[CONFIG_KEY]["model"]["_target_"] = "subprocess.Popen"
-    checkpoint[CONFIG_KEY]["model"]["args"] = touch_command(marker)
-    return checkpoint
-
-
-def nan_weight(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    key = next(key for key in checkpoint["state_dict"] if key.startswith("net.") and key.endswith("weight"))
-    checkpoint["state_dict"][key] = torch.full_like(checkpoint["state_dict"][key], float("nan"))
-    return checkpoint
-
-
-def wrong_width(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    _net_config(checkpoint)["hidden_dims"] = [48]  # the saved tensors are 32 wide
-    return checkpoint
-
-
-def config_is_a_list(checkpoint: dict[str, Any], marker: Path) -> dict[str, Any]:
-    checkpoint[CONFIG_KEY] = ["model", "net"]
-    return checkpoint
-
-
-CKPT_KINDS: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {
-    "pickle_gadget": pickle_gadget,
-    "popen_in_net_kwargs": popen_in_net_kwargs,
-    "os_system_as_net": os_system_as_net,
-    "linzoo_function_as_net": linzoo_function_as_net,
-    "popen_as_task": popen_as_task,
-    "nan_weight": nan_weight,
-    "wrong_width": wrong_width,
-    "config_is_a_list": config_is_a_list,
-}
-
-
-def hostile_ckpt(original: dict[str, Any], kind: str, folder: Path, marker: Path) -> Path:
-    path = folder / f"{kind}.ckpt"
-    torch.save(CKPT_KINDS[kind](copy.deepcopy(original), marker), path)
-    return path
-
-
-def hostile_safetensors(original: dict[str, Any], kind: str, folder: Path, marker: Path) -> Path:
-    from safetensors.torch import save_file
-
-    state = {key[len("net.") :]: value for key, value in original["state_dict"].items() if key.startswith("net.")}
-    config = copy.deepcopy(original[CONFIG_KEY])
-    metadata: str
-    if kind == "not_json":
-        metadata = "{'model': "
-    elif kind == "a_list":
-        metadata = json.dumps([config])
-    elif kind == "no_target":
-        config["model"]["net"].pop("_target_")
-        metadata = json.dumps(config)
-    elif kind == "unknown_module":
-        config["model"]["net"]["_target_"] = "linzoo.models.NoSuchNet"
-        metadata = json.dumps(config)
-    elif kind in CKPT_KINDS and kind != "pickle_gadget":
-        edited = CKPT_KINDS[kind]({"state_dict": dict(original["state_dict"]), CONFIG_KEY: config}, marker)
-        state = {key[len("net.") :]: value for key, value in edited["state_dict"].items() if key.startswith("net.")}
-        metadata = json.dumps(edited[CONFIG_KEY])
-    else:
-        raise AssertionError(kind)
-    path = folder / f"{kind}.safetensors"
-    save_file(
-        {key: value.contiguous() for key, value in state.items()},
-        str(path),
-        metadata={SAFETENSORS_CONFIG_KEY: metadata},
-    )
-    return path
 
 
 def assert_refused(call: Callable[[], Any], file: Path, marker: Path, *, one_line: bool = True) -> str:
@@ -186,10 +74,13 @@ def test_hostile_checkpoints_are_refused_on_every_loading_path(kind, original, t
     )
     if kind == "popen_as_task":  # the net paths never read the task's _target_: they load the net, run nothing
         assert isinstance(linzoo.load(file), linzoo.MLP) and isinstance(linzoo.load(run_dir), linzoo.MLP)
+        assert read_init_from(file, net_config=MLP_CONFIG).state
         assert not marker.exists()
     else:
         assert_refused(lambda: linzoo.load(file), file, marker)
         assert_refused(lambda: linzoo.load(run_dir), planted, marker)
+        assert_refused(lambda: read_init_from(file, net_config=MLP_CONFIG), file, marker)  # a new run's init_from=
+        assert_refused(lambda: read_init_from(run_dir, net_config=MLP_CONFIG), planted, marker)
         assert_refused(
             lambda: linzoo.create_model("mlp", hidden_dims=[48 if kind == "wrong_width" else 32], checkpoint_path=file),
             file,
@@ -203,6 +94,15 @@ def test_hostile_checkpoints_are_refused_on_every_loading_path(kind, original, t
         assert "posix.system" in assert_refused(lambda: linzoo.checkpoint.read_checkpoint(file), file, marker)
 
 
+def test_resume_refuses_non_finite_weights_before_training(original, tmp_path) -> None:
+    """NaN weights in the checkpoint to resume: a broken file named as such, not a divergence ("lower the lr")."""
+    from linzoo.run.resume import check_resumable
+
+    file = hostile_ckpt(original, "nan_weight", tmp_path, tmp_path / "marker")
+    with pytest.raises(UserValueError, match=r"is refused: its weight net\..* holds NaN or infinity"):
+        check_resumable(str(file), original[CONFIG_KEY])
+
+
 @pytest.mark.parametrize(
     "kind",
     ["not_json", "a_list", "no_target", "unknown_module", "popen_in_net_kwargs", "os_system_as_net",
@@ -213,6 +113,7 @@ def test_hostile_safetensors_are_refused(kind, original, tmp_path) -> None:
     marker = tmp_path / "marker"
     file = hostile_safetensors(original, kind, tmp_path, marker)
     assert_refused(lambda: linzoo.load(file), file, marker)
+    assert_refused(lambda: read_init_from(file, net_config=MLP_CONFIG), file, marker)
     if kind != "wrong_width":
         assert_refused(lambda: linzoo.create_model("mlp", hidden_dims=[32], checkpoint_path=file), file, marker)
 

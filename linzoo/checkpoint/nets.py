@@ -36,6 +36,7 @@ __all__ = [
     "model_name_of",
     "net_config_of",
     "read_net",
+    "readable_kwargs",
     "rebuild_net",
 ]
 
@@ -203,7 +204,7 @@ def create_model_from_checkpoint(name: str, checkpoint_path: str | Path, **kwarg
     saved_config = net_config_of(build_config)
     with from_file(file):
         saved_name = model_name_of(saved_config)
-    saved_kwargs = _readable(saved_config)
+    saved_kwargs = readable_kwargs(saved_config)
 
     def mismatch(reason: str) -> UserValueError:
         return UserValueError(
@@ -231,7 +232,7 @@ def create_model_from_checkpoint(name: str, checkpoint_path: str | Path, **kwarg
     return model.eval()
 
 
-def _readable(net_config: dict[str, Any]) -> dict[str, Any]:
+def readable_kwargs(net_config: dict[str, Any]) -> dict[str, Any]:
     """The net's keyword arguments, its ``linear`` spec cut to the fields that differ from the defaults."""
     kwargs = {key: value for key, value in net_config.items() if not key.startswith("_")}
     if isinstance(kwargs.get("linear"), dict):

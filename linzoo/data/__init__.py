@@ -1,6 +1,7 @@
-"""LightningDataModules: MNIST family, offline sample, on-device batches."""
+"""LightningDataModules: MNIST family, offline sample, your own image folders, on-device batches."""
 
 from linzoo.data.device_batches import DeviceBatches
+from linzoo.data.image_folder import ImageFolderDataModule
 from linzoo.data.mnist import MNISTDataModule
 from linzoo.data.sources import DATASETS, SampleFallbackWarning
 from linzoo.data.splits import random_split_indices, stratified_split_indices
@@ -10,6 +11,7 @@ from linzoo.data.torchvision_files import resolve_root
 __all__ = [
     "DATASETS",
     "DeviceBatches",
+    "ImageFolderDataModule",
     "ImageTensorDataset",
     "MNISTDataModule",
     "SampleFallbackWarning",

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any, Literal
 
-import lightning as L
-import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
-from torch.utils.data import DataLoader
 
 from linzoo.common.errors import ConfigError, UserFileNotFoundError, did_you_mean
 from linzoo.data import torchvision_files
-from linzoo.data.augment import DEGREES, PADDING, SCALE, TRANSLATE, batch_generator, make_augmenter
-from linzoo.data.device_batches import DeviceBatches
-from linzoo.data.shuffle import EpochShuffle
+from linzoo.data.augment import DEGREES, PADDING, SCALE, TRANSLATE
+from linzoo.data.identity import data_identity
+from linzoo.data.in_memory import InMemoryDataModule
 from linzoo.data.sources import (
     DATASETS,
     SAMPLE_SOURCE,
@@ -27,12 +23,12 @@ from linzoo.data.sources import (
     root_setting,
 )
 from linzoo.data.splits import random_split_indices, stratified_split_indices
-from linzoo.data.tensor_dataset import ImageTensorDataset, collate_image_batch
+from linzoo.data.tensor_dataset import ImageTensorDataset
 
 __all__ = ["DATASETS", "MNISTDataModule", "SampleFallbackWarning"]
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(InMemoryDataModule):
     """MNIST or Fashion-MNIST held in memory as uint8; batches ``(float32 [B, 1, 28, 28] in [0, 1], int64 [B])``.
 
     Full data is read from the idx files in ``<root>/MNIST/raw`` (or ``FashionMNIST/raw``),
@@ -88,9 +84,19 @@ class MNISTDataModule(L.LightningDataModule):
         affine_scale: tuple[float, float] = SCALE,
         crop_padding: int = PADDING,
     ) -> None:
-        super().__init__()
-        self.augmenter = make_augmenter(
-            augment, degrees=affine_degrees, translate=affine_translate, scale=affine_scale, padding=crop_padding
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            drop_last=drop_last,
+            on_device=on_device,
+            seed=seed,
+            augment=augment,
+            affine_degrees=affine_degrees,
+            affine_translate=affine_translate,
+            affine_scale=affine_scale,
+            crop_padding=crop_padding,
         )
         key = str(dataset).lower().replace("-", "_")
         if key not in DATASETS:
@@ -114,14 +120,8 @@ class MNISTDataModule(L.LightningDataModule):
                 f"full or auto: {dataset_title(key)} has no offline sample",
                 "data.source=full, or data=mnist_sample for the MNIST sample",
             )
-        sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "val_size": val_size}
-        for name, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{name}", value, "an integer >= 1", f"data.{name}=128")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(
-                "data.num_workers", num_workers, "an integer >= 0 (0: load in the main process)", "data.num_workers=0"
-            )
+        if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 1:
+            raise ConfigError("data.val_size", val_size, "an integer >= 1", "data.val_size=128")
         self.allow_sample_fallback = allow_sample_fallback
         self.verify_checksums = verify_checksums
         # A root the user named (argument or $LINZOO_DATA) must hold the data; only a first run
@@ -134,18 +134,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.root = torchvision_files.resolve_root(root)
         self.download = download
         self.val_size = val_size
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.drop_last = drop_last
-        self.on_device = on_device
-        self.seed = seed
-
         self.source: str | None = None  # what setup() loaded
-        self.train_set: ImageTensorDataset | None = None
-        self.val_set: ImageTensorDataset | None = None
-        self.test_set: ImageTensorDataset | None = None
+        self._identity: dict[str, Any] | None = None
         self.full = FullData(key, self.root, self.root_setting, download, verify_checksums)
 
     # ----------------------------------------------------------------- loading
@@ -205,23 +195,17 @@ class MNISTDataModule(L.LightningDataModule):
         """Why the full data is missing, in one clause (``"MNIST not found in /x/MNIST/raw (no files)"``)."""
         return self.full.missing_reason()
 
-    # ------------------------------------------------------------- dataloaders
-    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> Any:
-        """Augment training batches (after they reach their device); validation and test pass untouched."""
-        trainer = self.trainer
-        if self.augmenter is None or trainer is None or not trainer.training:
-            return batch
-        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            return batch  # not a training batch: e.g. the model summary's example_input_array
-        images, labels = batch
-        index = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # this batch's index in the fit
-        generator = batch_generator(seed=self.seed, batch_index=index, rank=trainer.global_rank)
-        return self.augmenter(images, generator=generator), labels
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Examples per split, e.g. ``{"train": 55000, "val": 5000, "test": 10000}``."""
-        return {name: len(self._split(name)) for name in ("train", "val", "test")}
+    # ------------------------------------------------------------- identity
+    def identity(self) -> dict[str, Any]:
+        """Which data :meth:`setup` loaded: dataset, source, split seed, sizes and a fingerprint of
+        each split (:mod:`linzoo.data.identity`); recorded in checkpoints and ``metrics.json``."""
+        if self._identity is None:
+            splits = {name: self._split(name) for name in ("train", "val", "test")}
+            val_size = None if self.source == SAMPLE_SOURCE else self.val_size
+            self._identity = data_identity(
+                dataset=self.dataset, source=str(self.source), split_seed=self.seed, val_size=val_size, splits=splits
+            )
+        return self._identity
 
     def describe(self) -> str:
         """Which data was loaded and its split sizes, in one line for people (after :meth:`setup`):
@@ -236,61 +220,3 @@ class MNISTDataModule(L.LightningDataModule):
             what = f"{self.info.title} (full) from {self.full.location()}"
         sizes = self.sizes
         return f"{what}; train/val/test {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,}"
-
-    def train_dataloader(self) -> DataLoader | DeviceBatches:
-        split = self._split("train")
-        return self._loader(split, batch_size=self.batch_size, shuffle=True, drop_last=self.drop_last)
-
-    def val_dataloader(self) -> DataLoader | DeviceBatches:
-        return self._loader(self._split("val"), batch_size=self.eval_batch_size, shuffle=False, drop_last=False)
-
-    def test_dataloader(self) -> DataLoader | DeviceBatches:
-        return self._loader(self._split("test"), batch_size=self.eval_batch_size, shuffle=False, drop_last=False)
-
-    def _split(self, name: str) -> ImageTensorDataset:
-        split = getattr(self, f"{name}_set")
-        if split is None:
-            raise RuntimeError("Call setup() before asking for data (a Trainer does this for you).")
-        return split
-
-    def _loader(
-        self, split: ImageTensorDataset, *, batch_size: int, shuffle: bool, drop_last: bool
-    ) -> DataLoader | DeviceBatches:
-        """The training order of epoch e is a function of (seed, e) alone (EpochShuffle), so
-        a resumed run draws the same orders; no loader draws from torch's global generator
-        (restoring its state on resume stays exact)."""
-        if self.on_device:
-            trainer = self.trainer
-            return DeviceBatches(
-                split,
-                batch_size=batch_size,
-                device=trainer.strategy.root_device if trainer is not None else torch.device("cpu"),
-                shuffle=shuffle,
-                drop_last=drop_last,
-                seed=self.seed,
-                rank=trainer.global_rank if trainer is not None else 0,
-                world_size=trainer.world_size if trainer is not None else 1,
-                epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
-                batches_done=self._batches_done() if shuffle else None,
-            )
-        return DataLoader(
-            split,
-            batch_size=batch_size,
-            sampler=EpochShuffle(split, seed=self.seed, batch_size=batch_size, batches_done=self._batches_done())
-            if shuffle
-            else None,
-            drop_last=drop_last,
-            collate_fn=collate_image_batch,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
-    def _batches_done(self) -> Callable[[], int] | None:
-        """Batches of the current epoch already trained (0 at an epoch start; after a mid-epoch
-        resume, the restored count), read from the trainer when a pass starts."""
-        trainer = self.trainer
-        if trainer is None:
-            return None
-        return lambda: int(trainer.fit_loop.epoch_loop.batch_progress.current.ready) if trainer.training else 0

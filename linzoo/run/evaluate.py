@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.checkpoint.nets import from_file
 from linzoo.data.rebuild import build_datamodule
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, write_metrics
+from linzoo.run.same_data import check_same_data
 from linzoo.run.trainer import instantiate_all
 from linzoo.run.validation import check_eval_config, eval_data_config, load_eval_data
 from linzoo.tasks.loading import load_task
@@ -35,6 +36,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with from_file(cfg.ckpt_path):  # the data config comes from the file: rebuilt from linzoo's data modules
         datamodule: L.LightningDataModule = build_datamodule(OmegaConf.to_container(data_cfg, resolve=True))
     load_eval_data(datamodule, ckpt_path=str(cfg.ckpt_path), trained_source=trained_source)
+    same_data = check_same_data(
+        build_config.get("data_identity"),
+        datamodule.identity(),
+        ckpt_path=str(cfg.ckpt_path),
+        job="eval",
+        allow_other_data=bool(cfg.get("allow_other_data", False)),
+    )
     trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
     quantize = check_quantize(cfg.get("quantize"))
     if quantize:  # int8 Linears run on CPU, in float32 around them
@@ -49,6 +57,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "status": "finished",
         "ckpt_path": str(cfg.ckpt_path),
         "data_source": getattr(datamodule, "source", "unknown"),
+        "data": datamodule.identity(),  # what was evaluated
+        "same_data_as_checkpoint": same_data,  # False: other data on purpose (allow_other_data); None: not recorded
         "precision": str(trainer.precision),
         "quantize": quantize,
     }

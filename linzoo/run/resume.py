@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from linzoo.checkpoint import CONFIG_KEY, read_checkpoint
+from linzoo.checkpoint.nets import check_finite
 from linzoo.common.errors import UserValueError
 from linzoo.common.nested import flatten
 from linzoo.tasks.loading import known_target
@@ -82,7 +83,8 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[t
     saved_flat, current_flat = flatten(saved), flatten(current)
     differences = []
     for key in sorted(set(saved_flat) | set(current_flat)):
-        if key in ignored:
+        if key in ignored or key.startswith(("data_identity.", "init_from.")):  # data_identity: checked by
+            # linzoo.run.same_data; init_from: where the weights came from, a record carried over (not a setting)
             continue
         before, now = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
         if key not in saved_flat and now == keyword_default(current, key):
@@ -108,10 +110,14 @@ def check_resume_config(saved: dict[str, Any], current: dict[str, Any], *, ckpt_
     )
 
 
-def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> None:
-    """Refuse to resume ``ckpt_path`` with a build config that differs from the one it was trained with."""
-    saved = read_checkpoint(ckpt_path).get(CONFIG_KEY)
+def check_resumable(ckpt_path: str, build_config: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse to resume ``ckpt_path`` with a build config that differs from the one it was trained
+    with; returns the saved build config (None when the checkpoint holds none)."""
+    checkpoint = read_checkpoint(ckpt_path)
+    check_finite(checkpoint.get("state_dict") or {}, ckpt_path)  # NaN weights: a broken file, not a divergence
+    saved = checkpoint.get(CONFIG_KEY)
     if saved is None:
         log.warning("%s holds no linzoo config; resuming with the config given now.", ckpt_path)
-        return
+        return None
     check_resume_config(saved, build_config, ckpt_path=ckpt_path)
+    return saved

@@ -204,6 +204,42 @@ DataModuleConfig = make_dataclass(
 )
 
 
+# finetune.* of configs/train.yaml (linzoo/run/finetune.py checks the values): a misspelled key is refused.
+FinetuneConfig = make_dataclass(
+    "FinetuneConfig",
+    [
+        ("train_roles", Any, "all"),  # all, all_but_head, or a list of roles
+        ("train_other", Any, "auto"),  # auto, true or false
+    ],
+)
+
+
+ImageFolderDataModuleConfig = make_dataclass(
+    "ImageFolderDataModuleConfig",
+    [
+        ("_target_", str, "linzoo.data.image_folder.ImageFolderDataModule"),
+        ("root", Optional[str], None),
+        ("image_size", int, 28),
+        ("in_channels", int, 1),
+        ("invert", str, "auto"),
+        ("val_fraction", float, 0.1),
+        ("test_fraction", float, 0.1),
+        ("batch_size", int, 64),
+        ("eval_batch_size", int, 1000),
+        ("num_workers", int, 0),
+        ("pin_memory", bool, False),
+        ("drop_last", bool, False),
+        ("on_device", bool, False),
+        ("seed", int, 0),
+        ("augment", str, "none"),
+        ("affine_degrees", float, 10.0),
+        ("affine_translate", float, 0.1),
+        ("affine_scale", list[float], field(default_factory=lambda: [0.9, 1.1])),
+        ("crop_padding", int, 2),
+    ],
+)
+
+
 def _schemas() -> dict[str, type]:
     """Every schema by the name the YAMLs include it by (``schema_net_mlp``, ...); nets from their signatures."""
     from linzoo.models import CNN, MLP, Autoencoder, DecoderLM, MLPMixer, VisionTransformer
@@ -221,7 +257,9 @@ def _schemas() -> dict[str, type]:
         **{f"schema_net_{name}": schema_from_signature(cls) for name, cls in nets.items()},
         **{f"schema_task_{name}": schema for name, schema in TASK_SCHEMAS.items()},
         "schema_data": DataModuleConfig,
+        "schema_data_image_folder": ImageFolderDataModuleConfig,
         "schema_data_overrides": overrides_of(DataModuleConfig),
+        "schema_finetune": FinetuneConfig,
     }
 
 
@@ -323,7 +361,8 @@ def _help_rows(rows: list[tuple[str, str]]) -> str:
 
 def register_configs() -> None:
     """Store the schemas (``schema_linear``, ``schema_net_<model>``, ``schema_task_<task>``,
-    ``schema_data``, ``schema_data_overrides``; the YAMLs build on them) at the top of the config
+    ``schema_data``, ``schema_data_image_folder``, ``schema_data_overrides``, ``schema_finetune``; the YAMLs
+    build on them) at the top of the config
     tree, outside every config group, and register the resolvers
     ``lm_vocab_size`` (configs/model/lm.yaml), ``sqlite_file`` and ``optuna_direction``
     (configs/hparams_search/), ``help_groups`` and ``help_settings`` (configs/hydra/help/)."""

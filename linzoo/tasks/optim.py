@@ -25,7 +25,9 @@ def weight_decay_groups(module: nn.Module) -> list[dict[str, Any]]:
     """Two parameter groups: >=2-D weights decay, biases/norms/1-D params do not.
 
     Embeddings and Linear/conv weights (>=2-D) take the optimizer's weight_decay; the
-    second group sets ``weight_decay=0``. Shared (tied) parameters appear once.
+    second group sets ``weight_decay=0``. Shared (tied) parameters appear once. Frozen
+    parameters (``requires_grad=False``, e.g. ``finetune.train_roles``) are in neither group,
+    so the optimizer keeps no state for them.
     """
     decay, no_decay = [], []
     for parameter in module.parameters():

@@ -20,9 +20,8 @@ makes it MNIST's light-on-dark), black under light ink. Animated images (GIF, AP
 multi-page TIFFs are not judged by their first frame: every frame is an input of its own, named
 ``file.gif[0]``, ``file.gif[1]``, ...
 
-Files are decoded with PIL, not ``torchvision.io.decode_image``: that reads PNG, JPEG, GIF and
-WebP but not BMP or TIFF, which predict accepts, and one decoder for all is simpler than two.
-Resizing is ``F.interpolate`` (bilinear, antialiased), the same kernel ``transforms.v2.Resize`` runs on tensors.
+Decoding and preprocessing live in :mod:`linzoo.data.images`, shared with training on a folder
+of images (``data=image_folder``), so predicted images are prepared exactly as training images.
 
 ``invert``: ``"auto"`` inverts an image whose border is light (mean > 0.5: a dark digit drawn on
 white paper or in a paint program) to MNIST's light-on-dark; ``"true"`` inverts all, ``"false"`` none.
@@ -31,19 +30,24 @@ white paper or in a paint program) to MNIST's light-on-dark; ``"true"`` inverts 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from linzoo.common.errors import UserFileNotFoundError, UserValueError
+from linzoo.data.images import (
+    IMAGE_SUFFIXES,
+    UnreadableImageWarning,
+    check_invert,
+    is_regular_file,
+    load_image,
+    preprocess,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +61,7 @@ __all__ = [
     "read_inputs",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TENSOR_SUFFIXES = (".pt", ".npy")
-INVERT_CHOICES = ("auto", "true", "false")
-
-
-class UnreadableImageWarning(UserWarning):
-    """An input image could not be decoded; it was skipped."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def collect_inputs(path: str | Path) -> RawInputs:
                 "put PNG or JPEG files in it, or point inputs= at one image or a .pt/.npy tensor."
             )
         return RawInputs(path, files=files)
-    if not _is_regular_file(path):
+    if not is_regular_file(path):
         raise UserValueError(
             f"inputs={path} is not a regular file (a named pipe, a device or a socket); give an image file, "
             "a folder of images, or a .pt/.npy tensor."
@@ -113,7 +111,7 @@ def read_inputs(
 ) -> tuple[list[str], torch.Tensor]:
     """``(names, images float32 [N, in_channels, image_size, image_size] in [0, 1])`` of ``path``
     (or of what :func:`collect_inputs` made of it)."""
-    invert = _check_invert(invert)
+    invert = check_invert(invert)
     raw = path if isinstance(path, RawInputs) else collect_inputs(path)
     if raw.tensor is not None:
         images = preprocess(raw.tensor, image_size=image_size, in_channels=in_channels, invert=invert)
@@ -122,76 +120,17 @@ def read_inputs(
     return _read_image_files(raw.files, image_size=image_size, in_channels=in_channels, invert=invert)
 
 
-def preprocess(
-    images: torch.Tensor, *, image_size: int, in_channels: int = 1, invert: str | bool = "auto"
-) -> torch.Tensor:
-    """Images [N, C, H, W] (uint8 or float in [0, 1]) -> float32 [N, in_channels, S, S] in [0, 1], as trained."""
-    invert = _check_invert(invert)
-    if images.dim() != 4 or len(images) == 0:
-        raise UserValueError(f"Images of shape {list(images.shape)}: expected a non-empty batch [N, C, H, W].")
-    if images.is_floating_point() and not bool(torch.isfinite(images).all()):
-        raise UserValueError("Images with NaN or infinite pixels cannot be predicted; give finite values in [0, 1].")
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
-    images = images.float()
-    if images.shape[1] == 4:  # RGBA: the alpha composited onto a background contrasting with the ink
-        images = _composite_alpha(images[:, :3], images[:, 3:])
-    if images.shape[1] != in_channels:
-        if images.shape[1] == 3 and in_channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
-            images = (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        elif images.shape[1] == 1:
-            images = images.expand(-1, in_channels, -1, -1)
-        else:
-            raise UserValueError(f"Images with {images.shape[1]} channels cannot feed a net with {in_channels}.")
-    if tuple(images.shape[-2:]) != (image_size, image_size):
-        images = F.interpolate(
-            images, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
-        )
-    images = images.clamp(0, 1)
-    flip = _light_background(images) if invert == "auto" else torch.full((len(images),), invert == "true")
-    return torch.where(flip.view(-1, 1, 1, 1), 1 - images, images).contiguous()
-
-
-def _check_invert(invert: str | bool) -> str:
-    value = str(invert).lower()
-    if value not in INVERT_CHOICES:
-        raise UserValueError(f"invert={invert!r} is not one of {', '.join(INVERT_CHOICES)}.")
-    return value
-
-
-def _light_background(images: torch.Tensor) -> torch.Tensor:
-    """bool [N]: the mean of the outermost ring of pixels is above 0.5 (dark ink on light paper)."""
-    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
-    return border.flatten(1).mean(dim=1) > 0.5
-
-
-def _composite_alpha(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """float [N, 3, H, W] over a background: white under dark ink (the opaque pixels), black under light."""
-    luma = (rgb * torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    ink = (luma * alpha).flatten(1).sum(1) / alpha.flatten(1).sum(1).clamp_min(1e-6)
-    background = (ink < 0.5).to(rgb.dtype).view(-1, 1, 1, 1)
-    return rgb * alpha + background * (1 - alpha)
-
-
-def _is_regular_file(path: Path) -> bool:
-    """A regular file (following links): never open a FIFO, a device or a socket, which can block forever."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def _read_image_files(
     files: list[Path], *, image_size: int, in_channels: int, invert: str
 ) -> tuple[list[str], torch.Tensor]:
     names, images = [], []
     for file in files:
-        if not _is_regular_file(file):
+        if not is_regular_file(file):
             message = f"Skipped {file}: it is not a regular file (a folder, a named pipe, a device or a socket)."
             warnings.warn(message, UnreadableImageWarning, stacklevel=2)
             continue
         try:
-            frames = _load_image(file, image_size=image_size, in_channels=in_channels)
+            frames = load_image(file, image_size=image_size, in_channels=in_channels)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             message = f"Skipped {file}: it is too large to decode safely, a possible decompression bomb ({error})."
             warnings.warn(message, UnreadableImageWarning, stacklevel=2)
@@ -207,46 +146,6 @@ def _read_image_files(
             f"None of the {len(files)} image file(s) at {files[0].parent} could be decoded; nothing to predict."
         )
     return names, preprocess(torch.stack(images), image_size=image_size, in_channels=in_channels, invert=invert)
-
-
-def _load_image(file: Path, *, image_size: int, in_channels: int) -> list[torch.Tensor]:
-    """One file -> its frames (one, unless animated or multi-page), each uint8 [in_channels, S, S]:
-    transparency composited onto a background contrasting with the ink, grey (or RGB), padded
-    square with the border colour, resized. A decompression bomb raises (PIL's warning too)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(file) as image:
-            image.load()
-            frames = [_flatten(frame, in_channels) for frame in ImageSequence.Iterator(image)]
-    return [_square_and_resize(frame, image_size=image_size, in_channels=in_channels) for frame in frames]
-
-
-def _flatten(frame: Image.Image, in_channels: int) -> Image.Image:
-    """A frame as L (or RGB), its transparency (if any) composited as :func:`_composite_alpha` does."""
-    mode = "L" if in_channels == 1 else "RGB"
-    if frame.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in frame.info:
-        rgba = np.asarray(frame.convert("RGBA"), dtype=np.float32) / 255
-        if rgba[..., 3].min() < 1:
-            rgb = torch.from_numpy(rgba[..., :3].transpose(2, 0, 1).copy())[None]
-            alpha = torch.from_numpy(rgba[..., 3].copy())[None, None]
-            flat = (_composite_alpha(rgb, alpha)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            return Image.fromarray(flat, "RGB").convert(mode)
-    return frame.convert(mode)
-
-
-def _square_and_resize(image: Image.Image, *, image_size: int, in_channels: int) -> torch.Tensor:
-    width, height = image.size
-    if width != height:
-        array = np.asarray(image)
-        ring = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
-        fill = tuple(int(v) for v in np.median(ring.reshape(len(ring), -1), axis=0))
-        square = Image.new(image.mode, (max(width, height),) * 2, fill if in_channels != 1 else fill[0])
-        square.paste(image, ((max(width, height) - width) // 2, (max(width, height) - height) // 2))
-        image = square
-    image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(array.copy())
 
 
 def _read_tensor(path: Path) -> torch.Tensor:

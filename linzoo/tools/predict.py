@@ -52,7 +52,11 @@ def task_kind(build_config: dict[str, Any]) -> str:
 
 
 def class_names(build_config: dict[str, Any], num_classes: int) -> list[str]:
-    """The names of the classes the model was trained on (digits for MNIST)."""
+    """The names of the classes the model was trained on: those its data recorded (``data=image_folder``:
+    the class folders' names), else its dataset's (digits for MNIST), else the indices."""
+    recorded = (build_config.get("data_identity") or {}).get("class_names")
+    if isinstance(recorded, list) and len(recorded) == num_classes:
+        return [str(name) for name in recorded]
     dataset = (build_config.get("data") or {}).get("dataset", "mnist")
     names = DATASETS[dataset].class_names if dataset in DATASETS else ()
     return list(names) if len(names) == num_classes else [str(index) for index in range(num_classes)]
@@ -74,10 +78,11 @@ def classify(
 def format_table(predictions: list[Prediction]) -> str:
     """A plain-text table: file, predicted class, top-k probabilities."""
     width = max(4, *(len(p.name) for p in predictions))
-    lines = [f"{'file':<{width}}  class  top-{len(predictions[0].top)}"]
+    label_width = max(5, *(len(p.label) for p in predictions))  # class names (image folders) may be long
+    lines = [f"{'file':<{width}}  {'class':<{label_width}}  top-{len(predictions[0].top)}"]
     for prediction in predictions:
         top = "  ".join(f"{label}: {probability:.3f}" for label, probability in prediction.top)
-        lines.append(f"{prediction.name:<{width}}  {prediction.label:<5}  {top}")
+        lines.append(f"{prediction.name:<{width}}  {prediction.label:<{label_width}}  {top}")
     return "\n".join(lines)
 
 
@@ -132,12 +137,15 @@ def predict_checkpoint(
     ckpt_path: str | Path,
     inputs: str | Path,
     run_dir: str | Path,
-    invert: str | bool = "auto",
+    invert: str | bool | None = None,
     top_k: int = 3,
     batch_size: int = 256,
     device: str = "cpu",
 ) -> Path:
     """Predict ``inputs`` with the model of ``ckpt_path`` (a .ckpt, run directory or .safetensors file).
+
+    ``invert`` None: as the model's training images were read (``data.invert`` of a
+    ``data=image_folder`` run), else ``"auto"``.
 
     Returns the file written: ``predictions.csv`` (classifiers) or ``reconstructions.png``
     (autoencoders), under a fresh name in ``run_dir``.
@@ -155,6 +163,8 @@ def predict_checkpoint(
             "on them; draw digits with scripts/sample.py ckpt_path=... instead."
         )
     net = net.to(target).eval()
+    if invert is None:
+        invert = (build_config.get("data") or {}).get("invert", "auto")
     names, images = read_inputs(
         raw_inputs, image_size=int(net.image_size), in_channels=int(net.in_channels), invert=invert
     )
