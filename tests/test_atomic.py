@@ -12,6 +12,7 @@ from linzoo.tools import export
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path) -> None:
+    """A write that fails halfway (ENOSPC) leaves the previous file as it was and no temp file; the next write replaces it whole."""
     target = tmp_path / "metrics.json"
     target.write_text("old")
 
@@ -27,6 +28,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path) -> None:
 
 
 def test_atomic_path_gives_writers_a_name_and_renames_only_on_success(tmp_path) -> None:
+    """A writer that wants a file name gets a hidden temp path beside the target, which becomes the target only when the writer succeeds; a failed writer leaves nothing."""
     target = tmp_path / "model.onnx"
     with atomic_path(target) as temporary:
         assert temporary.parent == tmp_path and temporary.name.startswith(".model.onnx.")
@@ -40,6 +42,7 @@ def test_atomic_path_gives_writers_a_name_and_renames_only_on_success(tmp_path) 
 
 
 def test_an_export_that_fails_leaves_no_truncated_file(tmp_path, monkeypatch) -> None:
+    """An export that fails after writing part of its file leaves no file under the target's name, so the rerun is not blocked."""
     net = torch.nn.Linear(4, 2)
 
     def write_half(net, inputs, path, format, *, build_config):

@@ -480,6 +480,7 @@ def _fewer_labels(path: Path) -> None:
     ],
 )
 def test_a_damaged_idx_file_is_named_with_what_is_wrong(fake_mnist_writer, tmp_path, file, damage, expected) -> None:
+    """A damaged MNIST file (a wrong magic number, a wrong size, cut short) is one error naming the file, what is wrong and the fix (delete it and download again)."""
     raw = fake_mnist_writer(tmp_path, num_train=1000, num_test=200)
     damage(raw / file)
     with pytest.raises(CorruptDataError, match=expected) as error:
@@ -488,6 +489,7 @@ def test_a_damaged_idx_file_is_named_with_what_is_wrong(fake_mnist_writer, tmp_p
 
 
 def test_an_official_size_file_must_have_the_official_md5(tmp_path) -> None:
+    """A label file with the official name and size but another MD5 is refused (other labels are another task) unless checks are turned off; a re-encoded image file loads after one warning naming it."""
     import numpy as np
 
     from conftest import write_idx
@@ -508,6 +510,7 @@ def test_an_official_size_file_must_have_the_official_md5(tmp_path) -> None:
 
 
 def test_a_damaged_gzip_file_is_named(tmp_path) -> None:
+    """A .gz data file that is no gzip is one error naming the file."""
     path = tmp_path / "train-labels-idx1-ubyte.gz"
     path.write_bytes(b"not gzip at all")
     with pytest.raises(CorruptDataError, match="train-labels-idx1-ubyte.gz is not a valid gzip file"):

@@ -27,6 +27,7 @@ def test_divergence_stops_with_a_fix_keeps_good_checkpoints_and_writes_strict_js
     compose_train, fake_mnist_root, tmp_path
 ) -> None:
     # lr=1e6 with the warm-up-free cosine: finite through epoch 0, NaN early in epoch 1.
+    """A NaN loss stops training with a message naming the fixes (optimizer.lr, gradient_clip_val) and the best checkpoint, keeps only finite checkpoints, and writes strict-JSON metrics.json with status diverged."""
     cfg = compose_train(
         [
             "model=mlp",

@@ -466,7 +466,8 @@ def test_a_bug_is_never_reported_as_a_users_mistake() -> None:
     full = raised(OSError(28, "No space left on device", "/runs/a/metrics.json"))
     assert (
         user_message(full)
-        == "/runs/a/metrics.json: No space left on device. Fix: free some space on that disk, or write elsewhere."
+        == "/runs/a/metrics.json: No space left on device. Fix: free some space on that disk (df -h shows how much "
+        "is left), or write elsewhere."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from linzoo.checkpoint import CONFIG_KEY, build_net
 from linzoo.data import torchvision_files
 from linzoo.tools.check_inputs import check_inputs_for, generated_inputs, traced_example
 from linzoo.tools.export import FORMATS, TOLERANCE, export_checkpoint, export_net
+from mounts import read_only_dir
 from trained import train_run
 
 NETS = {  # tiny nets of every model, as their saved net configs
@@ -196,17 +198,18 @@ def test_an_unwritable_destination_is_refused_before_loading(tmp_path, monkeypat
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["mismatch", "under_a_file", "read_only", "check_inputs"])
 def test_export_refusals_are_one_line_and_exit_2(tmp_path, case: str) -> None:
+    with contextlib.ExitStack() as stack:
+        _export_refusal_is_one_line(tmp_path, case, stack)
+
+
+def _export_refusal_is_one_line(tmp_path: Path, case: str, stack: contextlib.ExitStack) -> None:
     if case == "mismatch":
         overrides, message = ["format=onnx", f"out={tmp_path / 'm.safetensors'}"], "but format=onnx"
     elif case == "under_a_file":
         (tmp_path / "a_file").write_text("x")
         overrides, message = [f"out={tmp_path / 'a_file' / 'm.onnx'}"], "is a file, not a directory"
     elif case == "read_only":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only directories")
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(0o555)
+        locked = stack.enter_context(read_only_dir(tmp_path / "locked"))  # chmod 555, or a read-only tmpfs for root
         overrides, message = [f"out={locked / 'm.onnx'}"], "is not writable"
     else:
         overrides, message = (

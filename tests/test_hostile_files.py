@@ -64,6 +64,7 @@ def test_linzoo_checkpoints_need_no_allowed_global(mlp_run) -> None:
 
 @pytest.mark.parametrize("kind", list(CKPT_KINDS))
 def test_hostile_checkpoints_are_refused_on_every_loading_path(kind, original, tmp_path) -> None:
+    """Each hostile checkpoint kind (a pickle gadget, code named in the saved net or task config, linzoo's own function as the net, a NaN weight, wrong widths, a config that is a list) is refused with a clear error naming the file by linzoo.load (of the file, or of a run directory with it planted as last.ckpt), create_model(checkpoint_path=), load_from_checkpoint and Lightning's resume read, and its code never runs (a task target is never read by the net paths)."""
     marker = tmp_path / "marker"
     file = hostile_ckpt(original, kind, tmp_path, marker)
     run_dir = tmp_path / "run"
@@ -108,6 +109,7 @@ def test_resume_refuses_non_finite_weights_before_training(original, tmp_path) -
      "linzoo_function_as_net", "nan_weight", "wrong_width"],
 )  # fmt: skip
 def test_hostile_safetensors_are_refused(kind, original, tmp_path) -> None:
+    """A .safetensors file whose metadata names code, is not JSON or does not fit its tensors is refused by linzoo.load and create_model, naming the file, and runs nothing."""
     marker = tmp_path / "marker"
     file = hostile_safetensors(original, kind, tmp_path, marker)
     assert_refused(lambda: linzoo.load(file), file, marker)
@@ -117,6 +119,7 @@ def test_hostile_safetensors_are_refused(kind, original, tmp_path) -> None:
 
 
 def test_a_truncated_checkpoint_is_one_line(mlp_run, tmp_path) -> None:
+    """Half a checkpoint (a copy cut short) is one clear error naming the file, not torch's traceback."""
     data = (mlp_run / "checkpoints" / "last.ckpt").read_bytes()
     file = tmp_path / "cut.ckpt"
     file.write_bytes(data[: len(data) // 2])
@@ -133,6 +136,7 @@ def start_script(args: list[str]) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_the_command_line_refuses_hostile_files(original, fake_mnist_root, tmp_path) -> None:
+    """eval, predict, export, sample and a resume given hostile files each exit 2 with one Error line naming the file and no traceback, and none of the files' code runs."""
     marker = tmp_path / "marker"
     gadget = hostile_ckpt(original, "pickle_gadget", tmp_path, marker)
     popen = hostile_ckpt(original, "popen_in_net_kwargs", tmp_path, marker)
@@ -168,5 +172,6 @@ def test_the_command_line_refuses_hostile_files(original, fake_mnist_root, tmp_p
 
 
 def test_old_checkpoints_still_load(tmp_path) -> None:
+    """The safe loader still reads checkpoints written before issue 10 (the safety does not cost old files)."""
     for file in sorted((ROOT / "tests" / "data" / "before_issue10").glob("*.ckpt")):
         assert isinstance(linzoo.load(file), torch.nn.Module)

@@ -211,6 +211,7 @@ def test_channels_last_numpy_images_are_transposed(test_digits, tmp_path) -> Non
 
 
 def test_non_finite_pixels_are_refused_naming_the_file(tmp_path) -> None:
+    """NaN or infinite pixels are refused, naming the file and how many, never answered as a confident class."""
     for bad in (np.nan, np.inf):
         images = np.full((2, 28, 28), 0.5, dtype=np.float32)
         images[1, 3, 4] = bad
@@ -223,6 +224,7 @@ def test_non_finite_pixels_are_refused_naming_the_file(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- no crash, no hang (issue 20.15)
 def test_a_decompression_bomb_in_a_folder_is_skipped(mlp_run, test_digits, tmp_path, monkeypatch) -> None:
+    """Decompression-bomb PNGs in a folder are skipped with a warning each, and the other images are still predicted."""
     folder = tmp_path / "mine"
     folder.mkdir()
     Image.fromarray(test_digits[0][7]).save(folder / "a_seven.png")
@@ -240,6 +242,7 @@ def test_a_decompression_bomb_in_a_folder_is_skipped(mlp_run, test_digits, tmp_p
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_is_skipped_not_waited_on(mlp_run, test_digits, tmp_path) -> None:
+    """A FIFO named like an image is skipped in a folder (and refused when named alone), never opened and waited on forever."""
     folder = tmp_path / "mine"
     folder.mkdir()
     Image.fromarray(test_digits[0][7]).save(folder / "a_seven.png")
@@ -270,6 +273,7 @@ def test_bad_options_and_empty_inputs_are_refused_before_the_model_loads(tmp_pat
 
 
 def test_a_file_named_like_a_formula_is_neutralised_in_the_csv(mlp_run, test_digits, tmp_path) -> None:
+    """File names starting with = + - @ go into predictions.csv quote-prefixed, so a spreadsheet shows them as text and runs no formula; the CSV is written atomically."""
     folder = tmp_path / "mine"
     folder.mkdir()
     names = ['=HYPERLINK("evil.example","y").png', "+1.png", "-1.png", "@sum.png", "plain.png"]

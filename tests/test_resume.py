@@ -101,6 +101,7 @@ def test_sigterm_at_an_epoch_boundary_then_resume_gives_the_uninterrupted_weight
 def test_a_killed_run_resumed_from_its_last_checkpoint_gives_the_uninterrupted_weights(
     compose_train, fake_mnist_root, tmp_path, uninterrupted
 ) -> None:
+    """A run that crashes mid-training (no metrics.json) and is resumed in place from its last.ckpt ends with the same weights, bit for bit, as a run never stopped."""
     common = [*EXACT, *data_overrides(fake_mnist_root)]
     run = tmp_path / "run"
     with pytest.raises(MemoryError):
@@ -151,6 +152,7 @@ def sigint_handler(request):
 def test_sigint_is_handled_like_sigterm_at_the_end_of_the_batch(
     compose_train, fake_mnist_root, tmp_path, sigint_handler
 ) -> None:
+    """Ctrl+C (SIGINT) stops at the end of the batch like SIGTERM: last.ckpt of where training was, metrics.json with status interrupted, exit 130, and Python's own SIGINT handler restored."""
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as stopped:
         train(
@@ -271,6 +273,7 @@ def test_an_option_the_checkpoint_predates_is_no_change_only_at_its_default() ->
 def test_sigterm_to_scripts_train_saves_exits_143_and_the_run_resumes_in_place(
     compose_train, fake_mnist_root, tmp_path
 ) -> None:
+    """SIGTERM to scripts/train.py saves where training was, writes metrics.json (interrupted), exits 143 naming the resume command, and that command resumes and finishes the run in place."""
     import os
     import subprocess
     import sys

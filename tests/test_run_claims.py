@@ -50,6 +50,7 @@ def holder(tmp_path):
 
 
 def test_claims_in_process(tmp_path, holder) -> None:
+    """A live claim is refused with its pid and host and no advice to resume; a killed holder's claim on this host is taken over, released claims leave no file, and another host's claim is never taken over (the refusal names the file to delete)."""
     run, process = holder
     host = socket.gethostname()
     assert live_claim(run) == {"pid": process.pid, "host": host, "job": "train", "started": live_claim(run)["started"]}
@@ -75,6 +76,7 @@ def test_claims_in_process(tmp_path, holder) -> None:
 
 
 def test_a_live_run_is_refused_with_its_pid_and_no_advice_to_resume(holder) -> None:
+    """train into a directory that a live run holds exits 2 naming that run's pid and host, never advises resuming it in place, and writes nothing there (no .hydra/, no log)."""
     run, process = holder
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.ckpt").write_text("not really a checkpoint")
@@ -93,6 +95,7 @@ def test_a_live_run_is_refused_with_its_pid_and_no_advice_to_resume(holder) -> N
 def test_two_trains_started_together_one_runs_and_a_stale_claim_does_not_block_resume(
     tmp_path, fake_mnist_root
 ) -> None:
+    """Of two train commands started together into one directory exactly one runs and the other exits 2; the directory holds the winner's config, checkpoints and metrics only; a stale claim of a killed run does not block resuming it in place."""
     run = tmp_path / "run"
     common = ["scripts/train.py", *tiny("mlp"), *SHORT, *data_overrides(fake_mnist_root), f"hydra.run.dir={run}"]
     racing = {seed: start([*common, f"seed={seed}"]) for seed in (1, 2)}

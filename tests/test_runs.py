@@ -94,6 +94,7 @@ def test_ranks_above_zero_see_only_another_runs_results(tmp_path) -> None:
 # ------------------------------------------------ refused from the command line: no byte changes
 @pytest.mark.slow
 def test_refused_command_line_runs_leave_every_byte_of_the_old_run(tmp_path) -> None:
+    """train over a finished run, resuming a finished run in place and eval into a training run each exit 2 saying nothing was touched, and every byte of the old run is as it was."""
     finished = fake_run(tmp_path / "finished", status="finished")
     before = snapshot(finished)
     last = finished / "checkpoints" / "last.ckpt"
@@ -209,6 +210,7 @@ def write_hydra_files(run_dir: Path) -> logging.FileHandler:
 
 
 def test_a_refused_command_removes_only_what_it_created(tmp_path, monkeypatch) -> None:
+    """A command refused after Hydra made its run directory removes that directory, its .hydra/ and log, and the parents it created, and nothing that was there before."""
     from linzoo.run.run_dirs import remove_refused_run
 
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
@@ -227,6 +229,7 @@ def test_a_refused_command_removes_only_what_it_created(tmp_path, monkeypatch) -
 
 
 def test_a_refused_command_keeps_a_directory_holding_more_than_hydras_files(tmp_path, monkeypatch) -> None:
+    """A refused command keeps a run directory that holds more than Hydra's files, or that existed before the command (a named hydra.run.dir)."""
     from linzoo.run.run_dirs import release_run_claims, remove_refused_run
 
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
@@ -278,6 +281,7 @@ class ExplodingPickle:
 
 
 def test_an_interrupted_write_keeps_the_previous_checkpoint_and_leaves_no_temp_file(tmp_path, monkeypatch) -> None:
+    """A checkpoint save that fails mid-write leaves the previous last.ckpt whole and loadable, and no temp file beside it or in TMPDIR."""
     elsewhere = tmp_path / "tmpdir"
     elsewhere.mkdir()
     monkeypatch.setenv("TMPDIR", str(elsewhere))  # where Lightning's fsspec path put its temp files
@@ -309,6 +313,7 @@ atomic_save({"big": torch.ones(1_000_000), "slow": Slow()}, sys.argv[1])
 
 @pytest.mark.slow
 def test_sigkill_mid_write_leaves_the_previous_checkpoint_and_the_next_save_cleans_up(tmp_path) -> None:
+    """A writer killed with SIGKILL mid-save leaves the previous checkpoint whole and only a hidden .tmp file (never globbed as *.ckpt), which the next save removes."""
     target = tmp_path / "last.ckpt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     writer = subprocess.Popen(

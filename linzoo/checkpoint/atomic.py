@@ -3,12 +3,18 @@
 A file is written to a temp file in its own directory (``.<name>.<pid>.tmp``: hidden, and never
 ``*.ckpt``), flushed and fsynced, then ``os.replace``d over the target, and the directory is
 fsynced: a reader sees the old file or the new one, never a part. A temp file left by SIGKILL is
-never taken for a result, and the next write into that directory removes it.
+never taken for a result, and the next write of the same file removes it (the next checkpoint
+save: every checkpoint temp file of that directory).
+
+A write that the machine refuses (full disk, quota, read-only disk, no permission), however the
+writing library reports it, is raised as one :class:`~linzoo.common.refusals.PathRefusedError`
+naming the file and the cause, after the temp file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -16,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+
+from linzoo.common.refusals import PathRefusedError, find_refusal
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +59,47 @@ def remove_stale_temp_files(directory: str | Path) -> list[Path]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temp path beside ``path`` for a writer that wants a file name (an exporter, a library's
     ``save``); when the block ends well the file is fsynced and becomes ``path`` atomically, else
-    it is removed and the previous ``path`` is left as it was."""
+    it is removed and the previous ``path`` is left as it was. A refused write (full disk,
+    read-only, ...) is raised as :class:`PathRefusedError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temp_path(path)
     try:
-        yield temporary
-        _fsync(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync(path.parent)  # make the rename itself durable
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_writers_temp_files(path)
+        try:
+            yield temporary
+            _fsync(temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            raise
+        _fsync(path.parent)  # make the rename itself durable
+    except Exception as error:
+        refusal = find_refusal(error)
+        if refusal is None or isinstance(error, PathRefusedError):
+            raise
+        named = path if refusal.filename in (None, str(temporary)) else refusal.filename
+        raise PathRefusedError(path=named, cause=refusal, left_whole=True) from error
+
+
+def _remove_dead_writers_temp_files(path: Path) -> None:
+    """Remove the temp files of ``path`` that writers which no longer run left (SIGKILL, abort)."""
+    for name in glob.glob(glob.escape(str(path.parent / f".{path.name}.")) + f"*{TEMP_SUFFIX}"):
+        pid = name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or an odd pid: leave its file
+    return True
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:

@@ -1,1 +1,1 @@
-"""Shared helpers of every layer: the user errors and value checks (plain Python)."""
+"""Shared helpers of every layer: the user errors, refused writes and value checks (plain Python)."""

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from linzoo.run.errors import exiting_on_user_error, reporting_user_errors
+from linzoo.run.errors import exiting_on_user_error, naming_refused_writes, reporting_user_errors
+from linzoo.run.log_files import quiet_log_files_on_refusal
 from linzoo.run.run_dirs import release_run_claims, remove_refused_run
 from linzoo.run.schemas import register_configs
 
@@ -79,7 +80,11 @@ def command(
                 from linzoo.run.console import tidy_lightning_logging  # imports Lightning: not before a command runs
 
                 tidy_lightning_logging()
-            with exiting_on_user_error(cleanup=remove_refused_run):
+            quiet_log_files_on_refusal()
+            with (
+                exiting_on_user_error(cleanup=remove_refused_run),
+                naming_refused_writes(run_dir=OmegaConf.select(cfg, "paths.output_dir")),
+            ):
                 return task(cfg)
 
         main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(

@@ -8,6 +8,11 @@ error's type, never by where it was raised: linzoo's :class:`~linzoo.common.erro
 (raised on purpose, with the fix in its message), Hydra's and OmegaConf's composition errors,
 and the machine refusing a path (an ``OSError`` naming a file: a full disk, a read-only
 folder). Anything else is a bug and keeps Hydra's traceback and status 1.
+
+A refused write gets status 2 too: it is no bug of linzoo but a fault the user fixes (free space,
+another path), like the other faults that exit 2, so a script tells "fix your side and rerun"
+(2) from "report a bug" (1). :func:`naming_refused_writes` finds such a refusal even inside
+another library's error (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from linzoo.common.errors import UserError, did_you_mean, problem_and_expected
+from linzoo.common.refusals import REFUSALS, PathRefusedError, find_refusal
 
 __all__ = [
     "USAGE_ERROR_EXIT_CODE",
     "exiting_on_user_error",
+    "naming_refused_writes",
     "reporting_user_errors",
     "user_message",
 ]
@@ -74,13 +81,7 @@ def user_message(error: BaseException) -> str | None:
     return None
 
 
-_PATH_FIXES = {
-    errno.ENOSPC: "free some space on that disk, or write elsewhere",
-    errno.EACCES: "choose a path you can write to",
-    errno.EPERM: "choose a path you can write to",
-    errno.EROFS: "choose a path on a writable disk",
-    errno.ENOENT: "check the path",
-}
+_PATH_FIXES = {**REFUSALS, errno.ENOENT: "check the path"}
 
 
 def _path_refused_message(error: OSError) -> str:
@@ -108,12 +109,15 @@ def _raised_before_the_task(error: BaseException) -> bool:
     return not any(Path(filename).resolve().is_relative_to(_LINZOO_DIR) for _, filename in inside)
 
 
-def run_dir_message(error: OSError) -> str:
-    where = error.filename or "the run directory"
+def run_dir_message(error: OSError, *, run_dir: str | Path | None = None) -> str:
+    """The refusal of a run directory that cannot be created or written (``run_dir``: the directory,
+    when ``error`` names no file)."""
+    where = error.filename or run_dir or "(hydra.run.dir)"
     reason = error.strerror or type(error).__name__
+    fix = REFUSALS.get(error.errno or 0, "choose a directory you can write to")
     return (
         f"hydra.run.dir: cannot create or write the run directory {where} ({reason}). "
-        "Fix: choose a directory you can write to, e.g. hydra.run.dir=outputs/my_run."
+        f"Fix: {fix}, e.g. hydra.run.dir=outputs/my_run."
     )
 
 
@@ -244,6 +248,23 @@ def exiting_on_user_error(*, cleanup: Callable[[], Any] | None = None) -> Iterat
         if full_traceback_wanted():
             raise
         _report(error)
+
+
+@contextlib.contextmanager
+def naming_refused_writes(*, run_dir: str | Path | None) -> Iterator[None]:
+    """Around a command's body: a write that the machine refused (full disk, quota, read-only,
+    no permission) where linzoo's atomic writer did not already name it (a library's own file:
+    Lightning's CSV log, TensorBoard's events; an ``OSError`` inside another error) becomes one
+    :class:`PathRefusedError` naming the file, or ``run_dir`` when the error names none."""
+    try:
+        yield
+    except Exception as error:
+        refusal = find_refusal(error)
+        if refusal is None or isinstance(error, UserError):
+            raise
+        if refusal is error and refusal.filename is not None:
+            raise  # names its file already: user_message reports it as it is
+        raise PathRefusedError(path=refusal.filename or run_dir or "a file", cause=refusal) from error
 
 
 @contextlib.contextmanager

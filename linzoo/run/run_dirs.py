@@ -165,8 +165,8 @@ def check_run_dir(output_dir: str | Path, *, job: str, ckpt_path: str | Path | N
             f"That run is finished: to train it further, start a new run from its checkpoint with "
             f"ckpt_path={last} and a new hydra.run.dir (or none)."
         )
-    elif status is None and not (output_dir / "checkpoints").is_dir():
-        continue_hint = "Choose a new hydra.run.dir (or leave it unset)."
+    elif status is None and not any((output_dir / "checkpoints").glob("*.ckpt")):  # none saved (a full disk)
+        continue_hint = "It holds no checkpoint to resume from: choose a new hydra.run.dir (or leave it unset)."
     else:
         continue_hint = (
             f"That run did not finish (status: {status or 'no metrics.json'}): resume it in place with "
@@ -343,10 +343,16 @@ def claim_run_dir(output_dir: str | Path, *, job: str) -> dict[str, Any] | None:
         "job": job,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, (json.dumps(claim) + "\n").encode())
-    os.fsync(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(claim) + "\n").encode())
+        os.fsync(fd)
+    except OSError:  # a full disk: no claim is left behind, as no claim was taken
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+        raise
     _claims[key] = fd
     if earlier:
         log.warning(
@@ -443,7 +449,7 @@ class RunDirGuard(Callback):
         output_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
         new_dirs = [] if worker else missing_dirs(output_dir)
         if not worker:
-            self._claim(output_dir, job=str(config.get("task_name", "train")))
+            self._claim(output_dir, job=str(config.get("task_name", "train")), new_dirs=new_dirs)
         try:
             self._check(output_dir, config, worker=worker)
         except SystemExit:
@@ -468,13 +474,20 @@ class RunDirGuard(Callback):
             )
 
     @staticmethod
-    def _claim(output_dir: Path, *, job: str) -> None:
+    def _claim(output_dir: Path, *, job: str, new_dirs: list[Path] | None = None) -> None:
+        """Claim ``output_dir``; a refusal removes the ``new_dirs`` (innermost first) that the
+        attempt created, when they are empty."""
         try:
             claim_run_dir(output_dir, job=job)
         except RunDirError as error:
             RunDirGuard._refuse(str(error))
-        except OSError as error:  # cannot create the directory or its claim file (read-only, /proc/...)
-            RunDirGuard._refuse(run_dir_message(error))
+        except OSError as error:  # cannot create the directory or its claim file (read-only, full, /proc/...)
+            for directory in new_dirs or []:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break  # absent (never made) or not empty: it and its parents stay
+            RunDirGuard._refuse(run_dir_message(error, run_dir=output_dir))
 
     @staticmethod
     def _check(output_dir: Path, config: DictConfig, *, worker: bool) -> None:

@@ -18,6 +18,7 @@ anything is loaded.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
 from linzoo.common.paths import fresh_path
 from linzoo.tools.check_inputs import check_inputs_for, read_check_inputs, traced_example
+from linzoo.tools.destinations import check_writable
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def destination(
     if out is None or str(out).endswith(("/", os.sep)) or Path(out).is_dir():
         format = check_format(format, quantize)
         directory = Path(run_dir if out is None else out)
-        _check_writable(directory, out)
+        check_writable(directory, setting=f"out={out}")
         return fresh_path(directory / f"{name}{FORMATS[format]}"), format
     path = Path(out)
     implied = format_of(path)
@@ -112,22 +114,8 @@ def destination(
         raise UserFileExistsError(
             f"out={out} already exists; nothing was written. Choose another path, or move that file away."
         )
-    _check_writable(path.parent, out)
+    check_writable(path.parent, setting=f"out={out}")
     return path, format
-
-
-def _check_writable(directory: Path, out: str | Path | None) -> None:
-    """``directory`` (or, when it does not exist yet, its nearest existing parent) can take a new file."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserValueError(f"out={out}: {existing} is a file, not a directory; nothing can be written under it.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserValueError(
-            f"out={out}: the directory {existing} is not writable; nothing was loaded or written. "
-            "Fix: choose an out= you can write to."
-        )
 
 
 def export_net(
@@ -136,7 +124,10 @@ def export_net(
     """Write ``net`` to ``path`` in ``format`` and return the max abs difference of the reloaded file vs PyTorch.
 
     The file is written and checked under a temp name beside ``path`` and becomes ``path`` only
-    when both worked: a failed or interrupted export leaves no truncated file behind.
+    when both worked: a failed or interrupted export leaves no truncated file behind. Formats
+    that torch's C++ writer would write (torchscript, exported_program) and safetensors are
+    serialized in memory and written by Python: on a full disk that writer aborts the whole
+    process (exit 134), where Python's write raises an ``OSError`` that names the cause.
     """
     require({"onnx": "onnxruntime", "safetensors": "safetensors"}.get(format, "torch"), f"format={format}")
     if format == "onnx":
@@ -151,11 +142,11 @@ def _write_and_compare(
     with torch.no_grad():
         expected = net(inputs)
     if format == "safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         # Tied weights (the LM head) are stored once per name: safetensors refuses shared storage.
         tensors = {name: tensor.detach().clone().contiguous() for name, tensor in net.state_dict().items()}
-        save_file(tensors, str(path), metadata={SAFETENSORS_CONFIG_KEY: json.dumps(build_config), "format": "pt"})
+        path.write_bytes(save(tensors, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(build_config), "format": "pt"}))
         saved_state, saved_config = read_safetensors(path)
         rebuilt = build_net(net_config_of(saved_config))
         rebuilt.load_state_dict(saved_state)
@@ -180,14 +171,23 @@ def _write_and_compare(
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         actual = torch.from_numpy(session.run(None, {"input": inputs.numpy()})[0])
     elif format == "exported_program":
-        torch.export.save(torch.export.export(net, (sample,), dynamic_shapes=({0: batch},)), str(path))
+        path.write_bytes(
+            _in_memory(torch.export.save, torch.export.export(net, (sample,), dynamic_shapes=({0: batch},)))
+        )
         with torch.no_grad():
             actual = torch.export.load(str(path)).module()(inputs)
     else:  # torchscript, by tracing: the models' Python input checks run once, at trace time
         with torch.no_grad():
-            torch.jit.trace(net, (sample,)).save(str(path))
+            path.write_bytes(_in_memory(torch.jit.save, torch.jit.trace(net, (sample,))))
             actual = torch.jit.load(str(path))(inputs)
     return (actual.float() - expected.float()).abs().max().item()
+
+
+def _in_memory(save: Any, program: Any) -> bytes:
+    """What ``save(program, file)`` writes, as bytes."""
+    buffer = io.BytesIO()
+    save(program, buffer)
+    return buffer.getvalue()
 
 
 def export_checkpoint(

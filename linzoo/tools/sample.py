@@ -13,6 +13,7 @@ from linzoo.common.errors import UserFileExistsError, UserValueError
 from linzoo.common.paths import fresh_path
 from linzoo.tasks.language_modeling import LanguageModeling
 from linzoo.tasks.loading import load_task
+from linzoo.tools.destinations import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def output_path(*, out: str | Path | None, run_dir: str | Path, digit: int | Non
         raise UserValueError(f"out={out} must name a .png file, e.g. out=samples.png.")
     if path.exists():
         raise UserFileExistsError(f"{path} already exists and was left as it is; choose another out=... or remove it.")
+    check_writable(path.parent, setting=f"out={out}")
     return path
 
 
