@@ -38,6 +38,7 @@ FAULTS: list[tuple[str, str, str]] = [
         "test_sigterm|test_sigint|test_an_ignored_sigint|test_a_killed",
     ),
     ("corrupt optimizer state", "tests/test_resume.py", "test_a_corrupt_optimizer"),
+    ("other data than the checkpoint's", "tests/test_same_data.py", "test_eval_|test_resume_"),
     ("divergence", "tests/test_divergence.py", "test_divergence_stops|test_the_divergence_message"),
     ("full disk", "tests/test_full_disk.py", ".*"),
     ("read-only paths", "tests/test_read_only.py", ".*"),
