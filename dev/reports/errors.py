@@ -56,6 +56,7 @@ class Case:
     env: dict[str, str | None] | None = None  # None value: unset
     cwd: Path | None = None
     expect_warning: str | None = None  # a row that exits 0 shows this warning line
+    file_size_limit: int | None = None  # bytes (RLIMIT_FSIZE): a longer write fails with EFBIG, as on a full disk
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -383,6 +384,25 @@ def issue20_cases(p: dict[str, Path]) -> list[Case]:
             "export: destination not writable", "export", [f"ckpt_path={last}", "format=onnx", "out=/proc/linzoo.onnx"]
         ),
         Case("export: unknown quantization", "export", [f"ckpt_path={last}", "quantize=int4"]),
+        # --- a full disk (point 13): a file-size limit makes the kernel refuse the write (EFBIG)
+        Case(
+            "full disk while training (a file-size limit)",
+            "train",
+            [*TINY_MLP, *data, "trainer.max_epochs=1"],
+            file_size_limit=60_000,
+        ),
+        Case(
+            "full disk while exporting (a file-size limit)",
+            "export",
+            [f"ckpt_path={last}", "format=torchscript"],
+            file_size_limit=20_000,
+        ),
+        Case(
+            "full disk while exporting (a file-size limit)",
+            "export",
+            [f"ckpt_path={last}", "format=onnx"],
+            file_size_limit=20_000,
+        ),
         # --- run directories (points 5, 6, 16)
         Case(
             "resume a run that is still training, in place",
@@ -423,7 +443,15 @@ def run_case(case: Case, names: dict[str, Path], run_dir: Path) -> Row:
     script = ROOT / "scripts" / f"{case.script}.py"
     has_run_dir = any(arg.startswith("hydra.run.dir=") for arg in case.args)
     command = [sys.executable, str(script), *case.args, *([] if has_run_dir else [f"hydra.run.dir={run_dir}"])]
-    done = subprocess.run(command, cwd=case.cwd or ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        command,
+        cwd=case.cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=(lambda: limit_file_size(case.file_size_limit)) if case.file_size_limit else None,
+    )
     lines = [line for line in (done.stderr + "\n" + done.stdout).splitlines() if line.strip()]
     if case.expect_warning:
         shown_lines = [line for line in lines if case.expect_warning in line and "warning" in line.lower()][:1]
@@ -437,6 +465,13 @@ def run_case(case: Case, names: dict[str, Path], run_dir: Path) -> Row:
     where = f"(in {case.cwd.name}/) " if case.cwd else ""
     shown = f"{where}{prefix}python scripts/{case.script}.py {' '.join(case.args)}"
     return Row(case.what, hide_paths(shown, names), str(done.returncode), hide_paths(" ".join(shown_lines), names))
+
+
+def limit_file_size(limit: int) -> None:
+    """In the child process: files may not grow past ``limit`` bytes (Python ignores SIGXFSZ: EFBIG)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
 def python_rows(names: dict[str, Path]) -> list[Row]:
