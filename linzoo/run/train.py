@@ -29,6 +29,7 @@ from linzoo.callbacks.interruption import RunInterrupted, SaveOnInterrupt
 from linzoo.checkpoint import existing_checkpoint, remove_stale_temp_files, write_text_atomically
 from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
+from linzoo.models.adapters import add_adapters, train_only_adapters
 from linzoo.models.summary import count_parameters
 from linzoo.run.console import print_config, warnings_to_log
 from linzoo.run.resume import check_resumable
@@ -112,6 +113,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "precision": str(cfg.trainer.get("precision", "32-true")),
     }
+    if cfg.get("adapter") is not None:  # part of the net's config: every rebuild adds the adapters
+        build_config["model"]["net"]["adapter"] = OmegaConf.to_container(cfg.adapter, resolve=True)
     saved_config = check_resumable(ckpt_path, build_config) if ckpt_path is not None else None
     return RunPlan(output_dir, ckpt_path, worker, in_place, build_config, saved_config)
 
@@ -156,12 +159,32 @@ def check_resumed_data(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDa
 
 
 def instantiate_task(build_config: dict[str, Any]) -> Task:
-    """The task of the model config, its net from the Linear factory, and the config it saves."""
+    """The task of the model config, its net from the Linear factory, and the config it saves.
+
+    With an adapter in the net config (``adapter=lora``), the net gets its adapters by role and
+    only they and the head train (:func:`choose_trainable`).
+    """
     model_cfg = build_config["model"]
-    task: Task = instantiate(model_cfg)
+    net_cfg = {key: value for key, value in model_cfg["net"].items() if key != "adapter"}
+    net = instantiate(net_cfg)
+    adapter = model_cfg["net"].get("adapter")
+    if adapter is not None:
+        add_adapters(net, adapter)
+    choose_trainable(net, adapter=adapter)
+    task: Task = instantiate({key: value for key, value in model_cfg.items() if key != "net"}, net=net)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
     return task
+
+
+def choose_trainable(net: torch.nn.Module, *, adapter: dict[str, Any] | None) -> None:
+    """Which parameters train (the rest get ``requires_grad=False`` and no optimizer state).
+
+    The one place that decides it: everything by default; with an adapter, the adapters and
+    the Linears of role ``head`` only (linzoo.models.adapters.train_only_adapters).
+    """
+    if adapter is not None:
+        train_only_adapters(net, train_roles=("head",))
 
 
 def fit(

@@ -3,7 +3,8 @@
 Every format holds the plain net's ``forward`` (no Lightning): images [B, C, S, S] -> logits
 or reconstructions, or, for the pixel LM, token ids [B, T] -> next-token logits (its
 sampling loop, ``generate``, is Python control flow around ``forward`` and is not exported).
-The batch axis is dynamic. After writing, the file is read back and run on real test
+The batch axis is dynamic. A net trained with adapters (``adapter=lora``) is merged first
+(W += (alpha / rank) B A), so the file holds a plain net. After writing, the file is read back and run on real test
 inputs against PyTorch; the max abs difference is reported and must be <= 1e-4.
 
 ``out=`` says what is written: its suffix names the format (``.onnx``, ``.torchscript.pt``,
@@ -30,6 +31,7 @@ from linzoo.checkpoint import SAFETENSORS_CONFIG_KEY, build_net, net_config_of, 
 from linzoo.checkpoint.atomic import atomic_path
 from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
+from linzoo.models.adapters import merge_adapters
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,19 @@ def _write_and_compare(
     return (actual.float() - expected.float()).abs().max().item()
 
 
+def merged(net: nn.Module, build_config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """The net with its adapters (LoRA) folded into its weights, and its build config without
+    them: an exported file holds a plain net, whatever trained it."""
+    if "adapter" not in net_config_of(build_config):
+        return net, build_config
+    net_config = {key: value for key, value in net_config_of(build_config).items() if key != "adapter"}
+    log.info(
+        "Merging the net's adapters into its weights (adapter %s) before exporting.",
+        build_config["model"]["net"]["adapter"],
+    )
+    return merge_adapters(net), {**build_config, "model": {**build_config["model"], "net": net_config}}
+
+
 def export_checkpoint(
     *,
     ckpt_path: str | Path,
@@ -224,6 +239,7 @@ def export_checkpoint(
     quantize = check_quantize(quantize)
     path, format = destination(out, format, quantize, run_dir)
     net, build_config = rebuild_net(ckpt_path)
+    net, build_config = merged(net, build_config)
     net = net.cpu().eval()
     inputs = example_inputs(net, build_config)
     if quantize:
