@@ -356,6 +356,15 @@ def test_training_with_lora_saves_unmerged_adapters_that_load_and_export_merged(
         torch.testing.assert_close(exported(x), net(x), atol=1e-5, rtol=0)
 
 
+def test_sub_role_overrides_reach_the_net_through_the_configs(compose_train) -> None:
+    from linzoo.run.train import instantiate_task, plan_run
+
+    cfg = compose_train(["model=transformer", "model.net.fused_qkv=true", "linear.roles.k.init=zeros"])
+    net = instantiate_task(plan_run(cfg).build_config).net
+    q, k, v = net.blocks[0].attn.qkv_proj.weight.chunk(3)
+    assert torch.count_nonzero(k) == 0 and torch.count_nonzero(q) > 0 and torch.count_nonzero(v) > 0
+
+
 def test_train_config_with_a_misspelled_adapter_role_is_refused(compose_train) -> None:
     from linzoo.run.validation import check_train_config
 
@@ -364,3 +373,15 @@ def test_train_config_with_a_misspelled_adapter_role_is_refused(compose_train) -
         check_train_config(cfg)
     cfg = compose_train(["model=transformer", "adapter=lora", "adapter.roles=all_but_head", "adapter.rank=16"])
     check_train_config(cfg)
+
+
+def test_the_python_blocks_of_the_lora_section_of_docs_finetune_run() -> None:
+    from helpers import ROOT
+
+    text = (ROOT / "docs" / "finetune.md").read_text()
+    section = text.split("\n## LoRA\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    assert blocks
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/finetune.md", "exec"), namespace)
