@@ -385,3 +385,14 @@ def test_the_python_blocks_of_the_lora_section_of_docs_finetune_run() -> None:
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "docs/finetune.md", "exec"), namespace)
+
+
+def test_a_saved_adapter_config_names_no_code() -> None:
+    """The adapter is rebuilt from plain values through the registry: a _target_ in it is refused."""
+    from linzoo.checkpoint.nets import check_build_config
+
+    net = {"_target_": "linzoo.models.MLP", "hidden_dims": [8], "adapter": {"_target_": "os.system", "rank": 2}}
+    with pytest.raises(ValueError, match=r"model.net.adapter._target_=.*names code to build"):
+        check_build_config({"model": {"net": net}}, "evil.ckpt")
+    with pytest.raises(ConfigError, match="adapter._target_"):
+        build_net({"_target_": "linzoo.models.MLP", "hidden_dims": [8], "adapter": {"_target_": "os.system"}})
