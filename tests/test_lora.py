@@ -396,3 +396,16 @@ def test_a_saved_adapter_config_names_no_code() -> None:
         check_build_config({"model": {"net": net}}, "evil.ckpt")
     with pytest.raises(ConfigError, match="adapter._target_"):
         build_net({"_target_": "linzoo.models.MLP", "hidden_dims": [8], "adapter": {"_target_": "os.system"}})
+
+
+def test_a_checkpoint_from_before_the_sub_role_slots_resumes() -> None:
+    """Configs now hold null override slots for q, k and v; a checkpoint without them is the same config."""
+    from linzoo.run.resume import config_differences
+
+    roles = {"qkv": {"init": None}, "q": {"init": None, "std": None}}
+    current = {"model": {"net": {"_target_": "linzoo.models.VisionTransformer", "linear": {"roles": roles}}}}
+    saved = copy.deepcopy(current)
+    del saved["model"]["net"]["linear"]["roles"]["q"]
+    assert config_differences(saved, current) == []
+    current["model"]["net"]["linear"]["roles"]["q"]["init"] = "zeros"  # a real override still counts
+    assert config_differences(saved, current) == [("linear.roles.q.init", "<absent>", "zeros")]
