@@ -129,6 +129,8 @@ def test_models_without_heads_or_with_tied_heads_take_the_rule() -> None:
     cnn = create_model("cnn", channels=[4, 8])
     with pytest.raises(ValueError, match="selects no Linear of CNN.*Roles it builds: head"):
         add_adapters(cnn, {**LORA, "roles": "all_but_head"})
+    with pytest.raises(ValueError, match="already has adapters"):
+        add_adapters(lm, LORA)
     with pytest.raises(ValueError, match="share their weight"):
         add_adapters(create_model("lm", vocab_size=3, seq_len=49, dim=16, depth=1), {**LORA, "roles": ["lm_head"]})
 

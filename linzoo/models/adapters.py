@@ -95,7 +95,7 @@ def lora_options(config: Mapping[str, Any], *, prefix: str = "adapter.") -> LoRA
     valid_roles = (*override_roles(), *ROLE_SETS)
     unknown = [role for role in roles if role not in valid_roles]
     if unknown:
-        fixed = [closest(str(role), valid_roles) or role if role in unknown else role for role in roles]
+        fixed = [(closest(str(role), valid_roles) or role) if role in unknown else role for role in roles]
         fixed = [role for role in fixed if role in valid_roles] or ["q", "v"]
         guess = closest(str(unknown[0]), valid_roles)
         raise ConfigError(
@@ -131,6 +131,11 @@ def add_adapters(net: nn.Module, adapter: Mapping[str, Any] | LoRAOptions) -> nn
     A fresh adapter adds exact zeros (B = 0), so the net's outputs do not change.
     """
     options = adapter if isinstance(adapter, LoRAOptions) else lora_options(adapter)
+    if adapted_layers(net):
+        raise UserValueError(
+            f"{type(net).__name__} already has adapters ({', '.join(adapted_layers(net))}); "
+            "merge them first (merge_adapters) or build the net anew."
+        )
     uses = Counter(id(parameter) for _, parameter in net.named_parameters(remove_duplicate=False))
     added, tied = 0, []
     for name, layer in _factory_linears(net):
@@ -163,7 +168,7 @@ def add_adapters(net: nn.Module, adapter: Mapping[str, Any] | LoRAOptions) -> nn
         )
         why = f" (its Linears {', '.join(tied)} share their weight, which an adapter cannot merge into)" if tied else ""
         raise UserValueError(
-            f"adapter.roles={list(options.roles)} selects no Linear of {type(net).__name__}{why}. "
+            f"adapter.roles=[{','.join(options.roles)}] selects no Linear of {type(net).__name__}{why}. "
             f"Roles it builds: {', '.join(built)}."
         )
     return net
