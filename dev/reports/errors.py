@@ -236,6 +236,8 @@ def command_line_cases(p: dict[str, Path]) -> list[Case]:
         Case("misspelled key", "train", ["model.net.hiden_dims=[64]"]),
         Case("misspelled group", "train", ["modle=mlp"]),
         Case("misspelled role", "train", ["linear.roles.atn_out.init=zeros"]),
+        Case("misspelled adapter role", "train", ["model=transformer", "adapter=lora", "adapter.roles=[q,vv]"]),
+        Case("adapter rank 0", "train", ["model=transformer", "adapter=lora", "adapter.rank=0"]),
         Case("misspelled trainer key", "train", ["trainer.max_epoch=3"]),
         Case("misspelled key added with +", "train", ["+optimizer.lrr=0.1", *data, *fast]),
         Case("misspelled eval data key", "eval", [f"ckpt_path={last}", "data.roott=/x"]),

@@ -11,7 +11,7 @@ from torch import nn
 
 from linzoo.common.errors import UserValueError
 from linzoo.layers.kv_cache import KVCache
-from linzoo.layers.linear import LinearSpec, as_linear_spec, make_linear
+from linzoo.layers.linear import SUB_ROLES, LinearSpec, as_linear_spec, make_linear
 
 __all__ = ["Attention"]
 
@@ -19,9 +19,9 @@ __all__ = ["Attention"]
 class Attention(nn.Module):
     """softmax(Q Kᵀ / sqrt(head_dim)) V over ``num_heads`` heads, then an out-projection.
 
-    x: [B, T, dim] -> [B, T, dim]. Q, K, V are three Linears of role ``"qkv"`` (or one
-    fused ``dim -> 3 * dim`` Linear whose three row blocks are initialised like three
-    separate layers); the out-projection has role ``"attn_out"``.
+    x: [B, T, dim] -> [B, T, dim]. Q, K, V are three Linears of role ``"qkv"`` with sub-roles
+    ``q``, ``k``, ``v`` (or one fused ``dim -> 3 * dim`` Linear whose row blocks are the sub-roles
+    q, k, v, initialised like three separate layers); the out-projection has role ``"attn_out"``.
 
     Args:
         dim: model width; must be divisible by ``num_heads``.
@@ -53,7 +53,10 @@ class Attention(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise UserValueError(f"Attention dropout must be in [0, 1), got {dropout}.")
         spec = as_linear_spec(linear)
-        qkv_spec = spec if qkv_bias else spec.with_role("qkv", bias=False)
+        qkv_spec = spec
+        if not qkv_bias:  # the model's switch wins over per-role bias overrides
+            for role in ("qkv", *SUB_ROLES["qkv"]):
+                qkv_spec = qkv_spec.with_role(role, bias=False)
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -61,11 +64,11 @@ class Attention(nn.Module):
         self.dropout = dropout
         self.fused_qkv = fused_qkv
         if fused_qkv:
-            self.qkv_proj = make_linear(dim, 3 * dim, role="qkv", spec=qkv_spec, chunks=3)
+            self.qkv_proj = make_linear(dim, 3 * dim, role="qkv", spec=qkv_spec, sub_roles=("q", "k", "v"))
         else:
-            self.q_proj = make_linear(dim, dim, role="qkv", spec=qkv_spec)
-            self.k_proj = make_linear(dim, dim, role="qkv", spec=qkv_spec)
-            self.v_proj = make_linear(dim, dim, role="qkv", spec=qkv_spec)
+            self.q_proj = make_linear(dim, dim, role="qkv", spec=qkv_spec, sub_roles=("q",))
+            self.k_proj = make_linear(dim, dim, role="qkv", spec=qkv_spec, sub_roles=("k",))
+            self.v_proj = make_linear(dim, dim, role="qkv", spec=qkv_spec, sub_roles=("v",))
         self.out_proj = make_linear(dim, dim, role="attn_out", spec=spec)
 
     def forward(self, x: torch.Tensor, *, cache: KVCache | None = None) -> torch.Tensor:

@@ -34,12 +34,14 @@ __all__ = [
     "BIAS_INITS",
     "RESIDUAL_ROLES",
     "ROLES",
+    "SUB_ROLES",
     "WEIGHT_INITS",
     "FactoryLazyLinear",
     "FactoryLinear",
     "LinearSpec",
     "as_linear_spec",
     "make_linear",
+    "override_roles",
 ]
 
 # Every role a linzoo model asks for. Overrides for other names are rejected, so a
@@ -58,6 +60,13 @@ ROLES: tuple[str, ...] = (
     "dec",  # autoencoder decoder
     "lm_head",  # language-model output head
 )
+
+# Sub-roles: the row blocks of a layer, named. A Q/K/V projection (role "qkv") is made of the
+# blocks q, k and v: one block each when separate, three when fused. Overrides and adapters may
+# name a sub-role (``linear.roles.q.init=zeros``, ``adapter.roles=[q,v]``); a sub-role's options
+# are the role's, then its own overrides.
+SUB_ROLES: dict[str, tuple[str, ...]] = {"qkv": ("q", "k", "v")}
+_PARENT_ROLE: dict[str, str] = {sub: role for role, subs in SUB_ROLES.items() for sub in subs}
 
 # Projections that write into the residual stream; the ``gpt2`` policy scales them.
 RESIDUAL_ROLES: tuple[str, ...] = ("attn_out", "ffn_out")
@@ -133,7 +142,7 @@ class LinearSpec:
         self.roles = {role: overrides for role, overrides in roles.items() if overrides}
         overridable = overridable_fields()
         for role, overrides in self.roles.items():
-            _check_name("linear.roles.<role>", role, ROLES, what="role")
+            _check_name("linear.roles.<role>", role, override_roles(), what="role")
             for key, value in overrides.items():
                 _check_name(f"linear.roles.{role}.<key>", key, overridable, what="key")
                 check_value_type(f"linear.roles.{role}.{key}", value, _FIELD_TYPES[key])
@@ -150,8 +159,12 @@ class LinearSpec:
         return dataclasses.replace(self, roles={**self.roles, role: merged})
 
     def for_role(self, role: str) -> LinearSpec:
-        """The spec one layer of ``role`` gets: policy applied, then the role's overrides."""
-        _check_name("role", role, ROLES, what="role")
+        """The spec one layer (or row block) of ``role`` gets: policy applied, then the role's overrides.
+
+        A sub-role (``q``) gets its role's (``qkv``) overrides first, then its own.
+        """
+        _check_name("role", role, override_roles(), what="role")
+        parent = _PARENT_ROLE.get(role)
         resolved: dict[str, Any] = {}
         if self.policy == "gpt2":
             resolved.update(init="normal", std=0.02)
@@ -162,6 +175,8 @@ class LinearSpec:
                         "no num_layers; build it with spec.with_depth(num_layers)."
                     )
                 resolved["std"] = 0.02 / math.sqrt(2 * self.num_layers)
+        if parent is not None:
+            resolved.update(self.roles.get(parent, {}))
         resolved.update(self.roles.get(role, {}))
         return dataclasses.replace(self, policy="none", roles={}, **resolved)
 
@@ -171,6 +186,11 @@ class LinearSpec:
 
 
 _FIELD_TYPES = typing.get_type_hints(LinearSpec)
+
+
+def override_roles() -> tuple[str, ...]:
+    """Every name ``linear.roles.<name>`` takes: the roles, then the sub-roles (q, k, v)."""
+    return ROLES + tuple(_PARENT_ROLE)
 
 
 def overridable_fields() -> tuple[str, ...]:
@@ -311,10 +331,15 @@ BIAS_INITS: dict[str, BiasInit] = {
 class FactoryLinear(nn.Linear):
     """``nn.Linear`` whose ``reset_parameters`` applies a :class:`LinearSpec` scheme.
 
-    y = x W^T + b, x: [..., in_features] -> y: [..., out_features].
+    y = x W^T + b (+ adapter(x)), x: [..., in_features] -> y: [..., out_features].
 
     ``chunks > 1`` initialises the weight as that many independent row blocks (a fused
-    Q/K/V projection is initialised as three separate layers would be).
+    Q/K/V projection is initialised as three separate layers would be). ``sub_roles`` name the
+    blocks (``("q", "k", "v")`` fused, ``("q",)`` for a separate Q) and ``block_specs`` give
+    each block its own spec (``linear.roles.k.init=zeros`` zeroes only the K rows).
+
+    ``adapter`` is an optional module added to the output (a LoRA update, linzoo.layers.lora);
+    None by default, so the layer computes exactly ``F.linear``.
     """
 
     def __init__(
@@ -325,31 +350,43 @@ class FactoryLinear(nn.Linear):
         role: str,
         spec: LinearSpec,
         chunks: int = 1,
+        sub_roles: tuple[str, ...] = (),
+        block_specs: tuple[LinearSpec, ...] = (),
     ) -> None:
         # Set before nn.Linear.__init__, which calls reset_parameters() exactly once.
         self.role = role
         self.spec = spec
         self.chunks = chunks
+        self.sub_roles = sub_roles
+        self.block_specs = block_specs or (spec,) * chunks
         super().__init__(in_features, out_features, bias=spec.bias, device=spec.device, dtype=spec.torch_dtype)
+        self.adapter: nn.Module | None = None
 
     def reset_parameters(self) -> None:
         if self.in_features == 0:  # uninitialised lazy layer: nothing to fill yet
             return
-        weight_init = WEIGHT_INITS[self.spec.init]
         with torch.no_grad():
-            for block in self.weight.chunk(self.chunks, dim=0):
-                weight_init(block, self.spec)
-            if self.bias is not None:
-                BIAS_INITS[self.spec.bias_init](self.bias, self.spec, self.in_features)
+            for block, block_spec in zip(self.weight.chunk(self.chunks, dim=0), self.block_specs, strict=True):
+                WEIGHT_INITS[block_spec.init](block, block_spec)
+            if self.bias is None:
+                return
+            if len({(s.bias_init, s.bias_value) for s in self.block_specs}) == 1:  # one scheme: the whole bias
+                BIAS_INITS[self.block_specs[0].bias_init](self.bias, self.block_specs[0], self.in_features)
+                return
+            for block, block_spec in zip(self.bias.chunk(self.chunks), self.block_specs, strict=True):
+                BIAS_INITS[block_spec.bias_init](block, block_spec, self.in_features)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         try:
-            return F.linear(input, self.weight, self.bias)
+            output = F.linear(input, self.weight, self.bias)
         except RuntimeError as error:
             problem = self._explain_bad_input(input)
             if problem is None:
                 raise
             raise problem from error
+        if self.adapter is not None:
+            output = output + self.adapter(input)
+        return output
 
     def _explain_bad_input(self, input: torch.Tensor) -> Exception | None:
         """Turn torch's matmul errors into messages that name the fix (checked only on failure)."""
@@ -372,7 +409,8 @@ class FactoryLinear(nn.Linear):
         return None
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, role={self.role}, init={self.spec.init}"
+        sub_roles = f", sub_roles={','.join(self.sub_roles)}" if self.sub_roles else ""
+        return f"{super().extra_repr()}, role={self.role}{sub_roles}, init={self.spec.init}"
 
 
 class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
@@ -382,9 +420,21 @@ class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
     weight: nn.parameter.UninitializedParameter
     bias: nn.parameter.UninitializedParameter  # type: ignore[assignment]
 
-    def __init__(self, out_features: int, *, role: str, spec: LinearSpec, chunks: int = 1) -> None:
-        super().__init__(0, 0, role=role, spec=dataclasses.replace(spec, bias=False), chunks=chunks)
+    def __init__(
+        self,
+        out_features: int,
+        *,
+        role: str,
+        spec: LinearSpec,
+        chunks: int = 1,
+        sub_roles: tuple[str, ...] = (),
+        block_specs: tuple[LinearSpec, ...] = (),
+    ) -> None:
+        super().__init__(
+            0, 0, role=role, spec=dataclasses.replace(spec, bias=False), chunks=chunks, sub_roles=sub_roles
+        )
         self.spec = spec
+        self.block_specs = block_specs or (spec,) * chunks
         self.weight = nn.parameter.UninitializedParameter(device=spec.device, dtype=spec.torch_dtype)
         self.out_features = out_features
         if spec.bias:
@@ -411,6 +461,7 @@ def make_linear(
     role: str,
     spec: LinearSpec | Mapping[str, Any] | None = None,
     chunks: int = 1,
+    sub_roles: tuple[str, ...] = (),
 ) -> FactoryLinear:
     """Build the Linear for ``role`` from ``spec``: the one way linzoo makes an affine map.
 
@@ -420,6 +471,9 @@ def make_linear(
         role: what the layer is for, one of :data:`ROLES`; selects per-role overrides.
         spec: factory options (a :class:`LinearSpec`, a mapping of its fields, or None).
         chunks: number of independently initialised row blocks (3 for fused Q/K/V).
+        sub_roles: names of the row blocks, from :data:`SUB_ROLES` of ``role`` (``("q", "k", "v")``
+            for a fused Q/K/V projection, ``("q",)`` for a separate Q); sets ``chunks``. Each
+            block gets ``spec.for_role(sub_role)``: the role's options, then the sub-role's.
 
     Returns:
         A :class:`FactoryLinear` (an ``nn.Linear``), or a :class:`FactoryLazyLinear`.
@@ -430,9 +484,35 @@ def make_linear(
                 f"make_linear(role={role!r}): {name}={size}, expected an integer >= 1 (a layer of width 0 "
                 "cannot learn). Fix: give every width of the model (dim, hidden_dims, ...) a value >= 1."
             )
+    full_spec = as_linear_spec(spec)
+    layer_spec = full_spec.for_role(role)
+    block_specs: tuple[LinearSpec, ...] = ()
+    if sub_roles:
+        for sub_role in sub_roles:
+            _check_name(f"make_linear(role={role!r}) sub_roles", sub_role, SUB_ROLES.get(role, ()), what="sub-role")
+        if chunks not in (1, len(sub_roles)):
+            raise UserValueError(f"chunks={chunks} does not match sub_roles={sub_roles}; leave chunks out.")
+        chunks = len(sub_roles)
+        block_specs = tuple(full_spec.for_role(sub_role) for sub_role in sub_roles)
+        layer_spec = _one_layer_spec(role, sub_roles, block_specs)
     if out_features % chunks != 0:
         raise UserValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
-    layer_spec = as_linear_spec(spec).for_role(role)
+    options = {"role": role, "spec": layer_spec, "chunks": chunks, "sub_roles": sub_roles, "block_specs": block_specs}
     if in_features is None:
-        return FactoryLazyLinear(out_features, role=role, spec=layer_spec, chunks=chunks)
-    return FactoryLinear(in_features, out_features, role=role, spec=layer_spec, chunks=chunks)
+        return FactoryLazyLinear(out_features, **options)
+    return FactoryLinear(in_features, out_features, **options)
+
+
+def _one_layer_spec(role: str, sub_roles: tuple[str, ...], block_specs: tuple[LinearSpec, ...]) -> LinearSpec:
+    """The layer-wide spec of a layer made of ``sub_roles`` blocks: the first block's. Options that
+    belong to the whole layer (bias on/off, dtype, device) must agree between the blocks."""
+    for key in ("bias", "dtype", "device"):
+        values = {getattr(block, key) for block in block_specs}
+        if len(values) > 1:
+            shown = ", ".join(f"{sub}: {getattr(block, key)}" for sub, block in zip(sub_roles, block_specs))
+            raise UserValueError(
+                f"linear.roles.<{'|'.join(sub_roles)}>.{key} differ ({shown}), but the {'/'.join(sub_roles)} blocks "
+                f"of a fused '{role}' projection are one Linear with one {key}. Fix: set linear.roles.{role}.{key} "
+                "instead, or use separate projections (model.net.fused_qkv=false)."
+            )
+    return block_specs[0]

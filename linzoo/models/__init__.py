@@ -1,5 +1,6 @@
 """Complete networks and the registry; importing this package registers every model."""
 
+from linzoo.models.adapters import add_adapters, merge_adapters, train_only_adapters
 from linzoo.models.autoencoder import Autoencoder
 from linzoo.models.cnn import CNN
 from linzoo.models.lm import DecoderLM
@@ -16,8 +17,11 @@ __all__ = [
     "DecoderLM",
     "MLPMixer",
     "VisionTransformer",
+    "add_adapters",
     "count_parameters",
     "create_model",
     "list_models",
+    "merge_adapters",
     "register_model",
+    "train_only_adapters",
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from torch import nn
 
 from linzoo.common.checks import check_net_options
 from linzoo.common.errors import UserTypeError, UserValueError, did_you_mean
+from linzoo.models.adapters import add_adapters
 
 __all__ = ["create_model", "list_models", "model_class", "name_for_target", "name_of", "register_model"]
 
@@ -30,8 +31,12 @@ def register_model(name: str) -> Callable[[ModelClass], ModelClass]:
     return register
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the registered model ``name`` with keyword arguments ``kwargs``."""
+def create_model(name: str, *, adapter: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name`` with keyword arguments ``kwargs``.
+
+    ``adapter`` (e.g. ``{"kind": "lora", "rank": 8, "alpha": 16, "roles": ["q", "v"]}``) adds fresh
+    adapters to the built net by role (linzoo.models.adapters.add_adapters); None: none.
+    """
     if name not in _MODELS:
         raise UserValueError(f"Unknown model {name!r}; valid: {', '.join(list_models())}.{did_you_mean(name, _MODELS)}")
     accepted = [p for p in inspect.signature(_MODELS[name]).parameters if p not in ("self", "args", "kwargs")]
@@ -42,7 +47,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
                 f"Valid options: {', '.join(accepted)}."
             )
     check_net_options(kwargs)
-    return _MODELS[name](**kwargs)
+    net = _MODELS[name](**kwargs)
+    return net if adapter is None else add_adapters(net, adapter)
 
 
 def model_class(name: str) -> Callable[..., nn.Module]:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULTS", "check_finetune_config", "finetune_record", "prepare_net", "read_source"]
 
 DEFAULTS = {"train_roles": "all", "train_other": "auto"}
+ADAPTER_DEFAULTS = {"train_roles": ["head"], "train_other": "auto"}  # adapter=lora: the base frozen, the head trains
 
 
 def finetune_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -88,8 +89,11 @@ def read_source(cfg: DictConfig, net_config: dict[str, Any]) -> InitSource | Non
 
 def prepare_net(net: nn.Module, cfg: DictConfig, source: InitSource | None, *, report: bool) -> TrainableSummary:
     """Load ``source`` into ``net`` (printing what was loaded, re-initialised and skipped), then set
-    what trains by ``finetune.*``; a re-created layer that would stay frozen is refused."""
-    settings = finetune_record(cfg) or dict(DEFAULTS)
+    what trains by ``finetune.*``; a re-created layer that would stay frozen is refused.
+
+    With ``adapter=lora`` and no ``finetune.*`` given, the net's own weights are frozen and only the
+    adapters and the head train (:data:`ADAPTER_DEFAULTS`); adapters always train."""
+    settings = finetune_record(cfg) or dict(ADAPTER_DEFAULTS if cfg.get("adapter") is not None else DEFAULTS)
     loaded = None
     if source is not None:
         loaded = load_init_from(net, source)

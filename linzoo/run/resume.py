@@ -87,11 +87,17 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[t
             # linzoo.run.same_data; init_from: where the weights came from, a record carried over (not a setting)
             continue
         before, now = saved_flat.get(key, "<absent>"), current_flat.get(key, "<absent>")
-        if key not in saved_flat and now == keyword_default(current, key):
+        if key not in saved_flat and (now == keyword_default(current, key) or _empty_role_slot(key, now)):
             continue
         if before != now:
             differences.append((command_line_key(key), before, now))
     return differences
+
+
+def _empty_role_slot(key: str, value: Any) -> bool:
+    """A null per-role override (``model.net.linear.roles.q.init: null``): it inherits, so a
+    checkpoint written before that role's slot existed (the sub-roles q, k, v) was trained the same."""
+    return value is None and ".linear.roles." in f".{key}"
 
 
 def check_resume_config(saved: dict[str, Any], current: dict[str, Any], *, ckpt_path: str) -> None:

@@ -36,7 +36,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.common.errors import format_value
-from linzoo.layers.linear import ROLES, LinearSpec, overridable_fields
+from linzoo.layers.linear import LinearSpec, overridable_fields, override_roles
 
 _PRIMITIVES = (bool, int, float, str)
 
@@ -126,7 +126,7 @@ def _spec_field(name: str) -> tuple[str, Any, Any]:
         return (
             name,
             dict[str, RoleOverrideConfig],
-            field(default_factory=lambda: {r: RoleOverrideConfig() for r in ROLES}),
+            field(default_factory=lambda: {r: RoleOverrideConfig() for r in override_roles()}),
         )
     spec_field = next(f for f in fields(LinearSpec) if f.name == name)
     default = spec_field.default if spec_field.default is not MISSING else None

@@ -31,6 +31,7 @@ from linzoo.checkpoint.init_from import InitSource
 from linzoo.common.nested import flatten
 from linzoo.data import SampleFallbackWarning
 from linzoo.data.images import UnreadableImageWarning
+from linzoo.models.adapters import add_adapters
 from linzoo.models.summary import count_parameters
 from linzoo.models.transfer import TrainableSummary
 from linzoo.run.console import print_config, warnings_to_log
@@ -131,6 +132,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     init_source = read_source(cfg, build_config["model"]["net"])  # a mismatch: refused before anything is written
     if init_source is not None:
         build_config["init_from"] = init_source.lineage()
+    if cfg.get("adapter") is not None:  # part of the net's config: every rebuild adds the adapters
+        build_config["model"]["net"]["adapter"] = OmegaConf.to_container(cfg.adapter, resolve=True)
     saved_config = check_resumable(ckpt_path, build_config) if ckpt_path is not None else None
     if saved_config is not None and "init_from" in saved_config:
         build_config["init_from"] = saved_config["init_from"]  # a resumed fine-tune keeps its lineage
@@ -177,9 +180,18 @@ def check_resumed_data(cfg: DictConfig, plan: RunPlan, datamodule: L.LightningDa
 
 
 def instantiate_task(build_config: dict[str, Any]) -> Task:
-    """The task of the model config, its net from the Linear factory, and the config it saves."""
+    """The task of the model config, its net from the Linear factory, and the config it saves.
+
+    With an adapter in the net config (``adapter=lora``), the net gets its adapters by role; what
+    trains is set afterwards by :func:`linzoo.run.finetune.prepare_net`.
+    """
     model_cfg = build_config["model"]
-    task: Task = instantiate(model_cfg)
+    net_cfg = {key: value for key, value in model_cfg["net"].items() if key != "adapter"}
+    net = instantiate(net_cfg)
+    adapter = model_cfg["net"].get("adapter")
+    if adapter is not None:
+        add_adapters(net, adapter)
+    task: Task = instantiate({key: value for key, value in model_cfg.items() if key != "net"}, net=net)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
     task.build_config = build_config
     return task

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linzoo.common.checks import check_net_options, check_value_type, is_int, is_number
 from linzoo.common.errors import ConfigError, UserError, UserFileNotFoundError, UserValueError, closest, did_you_mean
+from linzoo.models.adapters import lora_options
 from linzoo.run.errors import USAGE_ERROR_EXIT_CODE, full_traceback_wanted
 from linzoo.run.finetune import check_finetune_config
 
@@ -85,6 +86,8 @@ def check_train_config(cfg: DictConfig) -> None:
     _check_trainer_values(cfg.trainer)
     _check_optimizer_values(cfg.get("optimizer"))
     _check_clipping_with_fused_optimizer(cfg.trainer, cfg.get("optimizer"))
+    if cfg.get("adapter") is not None:
+        lora_options(OmegaConf.to_container(cfg.adapter, resolve=True))
     model = cfg.model
     check_net_options(_plain(model.net), prefix="model.net.")
     if "num_classes" in model and not (is_int(model.num_classes) and model.num_classes >= 1):
@@ -335,8 +338,9 @@ def _plain(node: Any) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------- roles
 def roles_used(net: torch.nn.Module) -> set[str]:
-    """The roles of the factory Linears in ``net``."""
-    return {module.role for module in net.modules() if isinstance(getattr(module, "role", None), str)}
+    """The roles of the factory Linears in ``net``, and the sub-roles of their blocks (q, k, v)."""
+    roles = {module.role for module in net.modules() if isinstance(getattr(module, "role", None), str)}
+    return roles | {sub for module in net.modules() for sub in getattr(module, "sub_roles", ())}
 
 
 def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.Module) -> list[str]:

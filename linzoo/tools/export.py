@@ -3,11 +3,12 @@
 Every format holds the plain net's ``forward`` (no Lightning): images [B, C, S, S] -> logits
 or reconstructions, or, for the pixel LM, token ids [B, T] -> next-token logits (its
 sampling loop, ``generate``, is Python control flow around ``forward`` and is not exported).
-The batch axis is dynamic. After writing, the file is read back and run against PyTorch on
-``check_inputs=`` (your images or tensor), else on the run's test images when they are on this
-machine, else on generated inputs (linzoo/tools/check_inputs.py: no data is needed, none is
-downloaded); the max abs difference is reported and must be <= 1e-4. The file holds the net
-and a two-input example, no batch of data.
+The batch axis is dynamic. A net trained with adapters (``adapter=lora``) is merged first
+(W += (alpha / rank) B A), so the file holds a plain net. After writing, the file is read back and run
+against PyTorch on ``check_inputs=`` (your images or tensor), else on the run's test images when they
+are on this machine, else on generated inputs (linzoo/tools/check_inputs.py: no data is needed, none
+is downloaded); the max abs difference is reported and must be <= 1e-4. The file holds the net and a
+two-input example, no batch of data.
 
 ``out=`` says what is written: its suffix names the format (``.onnx``, ``.torchscript.pt``,
 ``.pt2``, ``.safetensors``), so ``format=`` may be left out; a suffix that disagrees with
@@ -34,6 +35,7 @@ from linzoo.checkpoint.atomic import atomic_path
 from linzoo.checkpoint.safetensors import read_safetensors
 from linzoo.common.errors import UserFileExistsError, UserValueError
 from linzoo.common.paths import fresh_path
+from linzoo.models.adapters import merge_adapters
 from linzoo.tools.check_inputs import check_inputs_for, read_check_inputs, traced_example
 from linzoo.tools.destinations import check_writable
 from linzoo.tools.quantize import check_quantize, quantize_int8, require
@@ -190,6 +192,19 @@ def _in_memory(save: Any, program: Any) -> bytes:
     return buffer.getvalue()
 
 
+def merged(net: nn.Module, build_config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """The net with its adapters (LoRA) folded into its weights, and its build config without
+    them: an exported file holds a plain net, whatever trained it."""
+    if "adapter" not in net_config_of(build_config):
+        return net, build_config
+    net_config = {key: value for key, value in net_config_of(build_config).items() if key != "adapter"}
+    log.info(
+        "Merging the net's adapters into its weights (adapter %s) before exporting.",
+        build_config["model"]["net"]["adapter"],
+    )
+    return merge_adapters(net), {**build_config, "model": {**build_config["model"], "net": net_config}}
+
+
 def export_checkpoint(
     *,
     ckpt_path: str | Path,
@@ -205,6 +220,7 @@ def export_checkpoint(
     path, format = destination(out, format, quantize, run_dir)
     given = read_check_inputs(check_inputs)
     net, build_config = rebuild_net(ckpt_path)
+    net, build_config = merged(net, build_config)
     net = net.cpu().eval()
     checked = check_inputs_for(net, build_config, given=given)
     inputs = checked.inputs
