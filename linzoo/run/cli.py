@@ -121,6 +121,8 @@ def predict(cfg: DictConfig) -> None:
         top_k=cfg.top_k,
         batch_size=cfg.batch_size,
         device=cfg.device,
+        backend=cfg.get("backend"),
+        quantize=cfg.get("quantize"),
     )
     print(f"Predictions: {path}")
 
@@ -133,6 +135,6 @@ def export(cfg: DictConfig) -> None:
         ckpt_path=cfg.ckpt_path,
         format=cfg.format,
         out=cfg.out,
-        quantize=cfg.quantize,
+        quantize=cfg.get("quantize"),
         run_dir=cfg.paths.output_dir,
     )
