@@ -91,6 +91,11 @@ def accuracy(forward: Forward, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 
 def compiled(net: nn.Module, backend: str) -> nn.Module:
+    """``torch.compile`` for inference: inductor's CPU int8 and mkldnn Linear paths need ``freezing``
+    (weights as constants), as torchao's CPU tests turn it on (pytorch/ao#362)."""
+    import torch._inductor.config
+
+    torch._inductor.config.freezing = True
     return torch.compile(net, backend=backend, dynamic=False)
 
 
