@@ -19,6 +19,8 @@ every x86 CPU, and no CPU check is needed (torchao's path keeps its own, linzoo/
 from __future__ import annotations
 
 import ast
+import contextlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -99,6 +101,18 @@ def linear_nodes(path: str | Path, modules: Iterable[str]) -> dict[str, str]:
     return found
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs one INFO line per tensor to the root logger (which Hydra shows)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 class _Batches:
     """ONNX Runtime's ``CalibrationDataReader``: one ``{"input": array}`` per calibration batch."""
 
@@ -127,7 +141,7 @@ def quantize_onnx(
 
     if method not in METHODS:
         raise ValueError(f"method={method!r}: expected one of {', '.join(METHODS)}.")
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, _quiet_root_logger():
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
         if not nodes:  # ONNX Runtime reads an empty list as "every node": nothing to quantize here
