@@ -1,5 +1,5 @@
-"""int8 against float32 on full MNIST, written to docs/quantization.md:
-LINZOO_DATA=/path/with/MNIST/raw python scripts/quantization_report.py [--epochs N] [--run MODEL=RUN_DIR]"""
+"""Every classifier on every CPU backend (torch, torchao int8, ONNX Runtime fp32/int8), written to docs/quantization.md:
+LINZOO_DATA=/path/with/MNIST/raw python scripts/quantization_report.py [--epochs N] [--run MODEL=RUN_DIR ...]"""
 
 import sys
 from pathlib import Path

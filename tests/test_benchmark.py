@@ -122,3 +122,29 @@ def test_reference_loop_trains_and_tracks_what_it_saw() -> None:
     assert after["loss"] < before["loss"] and after["acc"] >= 0.9
     tracked = loop.epoch_metrics()  # the last epoch's two batches, weighted by size
     assert tracked["train/acc"] >= 0.9 and tracked["train/loss"] < before["loss"]
+
+
+@pytest.mark.slow
+def test_inference_section_measures_every_backend_and_policy() -> None:
+    """Section inference on a tiny random transformer and generated digits (the real run needs full
+    MNIST and trained recipes: scripts/quantization_report.py)."""
+    import torch
+
+    import linzoo
+    from dev.benchmarks import inference
+
+    torch.manual_seed(0)
+    net = linzoo.create_model("transformer", dim=16, depth=1, num_heads=2, patch_size=7).eval()
+    images, labels = torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    result = inference.measure_model(
+        net, test=(images, labels), calibration=images[:128], repeats=1, compile_backend="none", target_s=0.001
+    )
+    backends = result["backends"]
+    assert {inference.REFERENCE, inference.DEFAULT_INT8, "ORT int8 static", "torchao int8 weight-only"} <= set(backends)
+    assert backends[inference.REFERENCE]["speedup_256"] == 1.0
+    for r in backends.values():
+        assert r["ms_1"] > 0 and r["ms_256"] > 0 and 0 <= r["accuracy"] <= 1 and r["size_mb"] > 0
+    # torch and ONNX Runtime float32 are the same function: the same predictions (one may flip on a tie)
+    assert backends["ORT fp32"]["accuracy"] == pytest.approx(backends[inference.REFERENCE]["accuracy"], abs=0.004)
+    assert list(result["policies"]) == list(inference.POLICIES)  # the ViT has heads and a patch embedding
+    assert [p["int8_linears"] for p in result["policies"].values()] == [8, 7, 6]

@@ -36,12 +36,13 @@ def helps() -> dict[str, str]:
 
 
 def user_groups() -> dict[str, list[str]]:
-    """Every config group of configs/ a user picks an option of, with its options (not hydra/, not paths/)."""
+    """Every config group of configs/ a training run picks an option of, with its options (not hydra/, not
+    paths/, not quantize/: eval, export and predict choose that one)."""
     groups = {}
     for folder in sorted(path for path in CONFIGS.rglob("*") if path.is_dir()):
         group = folder.relative_to(CONFIGS).as_posix()
         options = sorted(path.stem for path in folder.glob("*.yaml"))
-        if options and group.split("/")[0] not in ("hydra", "paths", "__pycache__"):
+        if options and group.split("/")[0] not in ("hydra", "paths", "quantize", "__pycache__"):
             groups[group] = options
     return groups
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dev.benchmarks import augment, data, generation, gpu, linear, overhead, startup
+from dev.benchmarks import augment, data, generation, gpu, inference, linear, overhead, startup
 from dev.benchmarks import compile as compile_section
 from dev.benchmarks.timing import TABLES, environment
 
@@ -26,6 +26,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "generation": generation.section,
     "augment": augment.section,
     "startup": startup.section,
+    "inference": inference.section,
 }
 DEFAULT_SECTIONS = ("overhead", "linear", "data", "compile", "generation", "augment")
 
@@ -48,6 +49,11 @@ sections (--sections, comma separated):
   startup     predict on one image: cold commands (python, import torch, scripts/predict.py)
               against a warm predict call and the forward per image (--predict-ckpt: your run).
               JSON: startup.command_s, startup.startup_s, startup.median_s
+  inference   forward passes of every classifier (trained recipe weights, full MNIST) at batch 1 and
+              256: torch fp32 / bf16 / compile, torchao int8, ONNX Runtime fp32 / int8 dynamic / static;
+              speed-up over torch fp32, test accuracy, file size; role policies of the int8 path.
+              JSON: inference.<model>.backends.<backend>.speedup_256 (not in the default sections:
+              it trains or needs --inference-run; scripts/quantization_report.py writes its doc)
 """
 
 
@@ -84,6 +90,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--predict-ckpt", default=None, help="startup: predict with this run (default: a random-weight mlp)"
     )
+    parser.add_argument(
+        "--inference-run",
+        action="append",
+        default=[],
+        metavar="MODEL=RUN_DIR",
+        help="inference: measure this trained run of MODEL (else its recipe is trained for --inference-epochs)",
+    )
+    parser.add_argument("--inference-epochs", type=int, default=1, help="inference: epochs of each recipe's short run")
+    parser.add_argument("--inference-runs-dir", default="outputs/inference", help="inference: where short runs go")
     args = parser.parse_args(argv)
     args.overhead_variants = [v.strip() for v in args.overhead_variants.split(",") if v.strip()]
     unknown_variants = sorted(set(args.overhead_variants) - set(overhead.VARIANTS))

@@ -152,6 +152,8 @@ def predict(cfg: DictConfig) -> None:
         top_k=cfg.top_k,
         batch_size=cfg.batch_size,
         device=cfg.device,
+        backend=cfg.get("backend"),
+        quantize=cfg.get("quantize"),
     )
     print(f"Predictions: {path}")
 
@@ -164,7 +166,7 @@ def export(cfg: DictConfig) -> None:
         ckpt_path=cfg.ckpt_path,
         format=cfg.format,
         out=cfg.out,
-        quantize=cfg.quantize,
+        quantize=cfg.get("quantize"),
         check_inputs=cfg.check_inputs,
         run_dir=cfg.paths.output_dir,
     )

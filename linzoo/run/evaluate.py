@@ -1,8 +1,13 @@
-"""Evaluation: rebuild a task from its checkpoint alone, then ``Trainer.test`` it."""
+"""Evaluation: rebuild a task from its checkpoint alone, then ``Trainer.test`` it.
+
+``backend=onnxruntime`` tests the net exported to ONNX and run by ONNX Runtime (CPU);
+``quantize=int8`` tests ONNX Runtime's int8 (torchao's with ``backend=torch``).
+"""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,8 @@ from linzoo.run.same_data import check_same_data
 from linzoo.run.trainer import instantiate_all
 from linzoo.run.validation import check_eval_config, eval_data_config, load_eval_data
 from linzoo.tasks.loading import load_task
-from linzoo.tools.quantize import check_quantize, quantize_int8
+from linzoo.tools.onnx_runtime import choose_backend, onnx_net
+from linzoo.tools.quantize import quantize_int8, quantize_options
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -26,6 +32,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     Writes into a fresh run directory only (never into the training run's: linzoo/run/run_dirs.py).
     """
     check_eval_config(cfg)
+    quantize, roles = quantize_options(cfg.get("quantize"))
+    backend = choose_backend(cfg.get("backend"), quantize=quantize)
     output_dir = Path(cfg.paths.output_dir)
     check_run_dir(output_dir, job="eval", ckpt_path=None, view="worker" if is_launched_worker() else "in_job")
     task, build_config = load_task(cfg.ckpt_path)
@@ -44,14 +52,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         allow_other_data=bool(cfg.get("allow_other_data", False)),
     )
     trainer_cfg = OmegaConf.merge(cfg.trainer, {"precision": cfg.trainer.get("precision") or build_config["precision"]})
-    quantize = check_quantize(cfg.get("quantize"))
-    if quantize:  # int8 Linears run on CPU, in float32 around them
-        quantize_int8(task.net)
+    if quantize or backend == "onnxruntime":  # int8 Linears and ONNX Runtime run on CPU, float32 around them
         trainer_cfg = OmegaConf.merge(trainer_cfg, {"accelerator": "cpu", "devices": 1, "precision": "32-true"})
+    if quantize and backend == "torch":
+        quantize_int8(task.net, roles=roles)
     trainer: L.Trainer = instantiate(
         trainer_cfg, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False
     )
-    results = trainer.test(task, datamodule=datamodule)
+    with tempfile.TemporaryDirectory(prefix="linzoo-onnx-") as directory:
+        if backend == "onnxruntime":
+            task.net = onnx_net(task.net, directory=directory, quantize=quantize, roles=roles)
+        results = trainer.test(task, datamodule=datamodule)
     metrics = {
         **{name: float(value) for name, value in results[0].items()},
         "status": "finished",
@@ -61,6 +72,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "same_data_as_checkpoint": same_data,  # False: other data on purpose (allow_other_data); None: not recorded
         "precision": str(trainer.precision),
         "quantize": quantize,
+        "quantize_roles": roles,
+        "backend": backend,
     }
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)

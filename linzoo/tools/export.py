@@ -10,6 +10,12 @@ are on this machine, else on generated inputs (linzoo/tools/check_inputs.py: no 
 is downloaded); the max abs difference is reported and must be <= 1e-4. The file holds the net and a
 two-input example, no batch of data.
 
+``quantize=int8`` writes an int8 ``.onnx`` by default: ONNX Runtime's dynamic int8 of the
+factory Linears that the role policy picks (``quantize.roles.head=none`` keeps the heads float;
+linzoo/tools/onnx_runtime.py), the fast path on CPU. ``format=exported_program`` writes torchao's
+int8 instead (smaller file, slower than float32 in eager PyTorch). An int8 file is checked
+against the float32 net by top-1 agreement, as int8 cannot match it to 1e-4.
+
 ``out=`` says what is written: its suffix names the format (``.onnx``, ``.torchscript.pt``,
 ``.pt2``, ``.safetensors``), so ``format=`` may be left out; a suffix that disagrees with
 ``format=`` is refused, naming both. ``out=`` ending in ``/`` or naming an existing directory
@@ -23,6 +29,7 @@ import io
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +45,9 @@ from linzoo.common.paths import fresh_path
 from linzoo.models.adapters import merge_adapters
 from linzoo.tools.check_inputs import check_inputs_for, read_check_inputs, traced_example
 from linzoo.tools.destinations import check_writable
-from linzoo.tools.quantize import check_quantize, quantize_int8, require
+from linzoo.tools.onnx_runtime import export_onnx, linear_nodes, quantize_onnx
+from linzoo.tools.quantize import quantize_int8, quantize_options, require
+from linzoo.tools.quantize_policy import quantized_paths
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +61,28 @@ FORMATS: dict[str, str] = {
     "safetensors": ".safetensors",
 }
 TOLERANCE = 1e-4  # max abs difference allowed between the exported file and PyTorch (float32)
+INT8_FORMATS = ("onnx", "exported_program")  # onnx: ONNX Runtime's int8; exported_program: torchao's
 
 
 @dataclass(frozen=True)
 class ExportResult:
     path: Path
     max_abs_diff: float | None  # None for safetensors (weights are compared exactly instead)
+    agreement: float | None = None  # int8 files: share of inputs whose top-1 class matches float32
 
 
 def check_format(format: str | None, quantize: str | None) -> str:
-    """The format to write; unknown formats and int8 outside ``exported_program`` are clear errors."""
+    """The format to write (onnx by default, also for int8); unknown formats and int8 in a format
+    that cannot hold it are clear errors."""
     if format is None:
-        return "exported_program" if quantize else "onnx"
+        return "onnx"
     if format not in FORMATS:
         raise UserValueError(f"format={format!r} is unknown; choose one of {', '.join(FORMATS)}.")
-    if quantize and format != "exported_program":
+    if quantize and format not in INT8_FORMATS:
         raise UserValueError(
-            f"quantize={quantize} exports to format=exported_program only: torchao's int8 weights are tensor "
-            f"subclasses that {format} cannot hold. Use format=exported_program, or drop quantize= for {format}."
+            f"quantize={quantize} exports to format=onnx (ONNX Runtime int8, the fast one) or "
+            f"format=exported_program (torchao int8) only; {format} cannot hold int8 Linears. "
+            f"Use format=onnx, or drop quantize= for {format}."
         )
     return format
 
@@ -121,7 +134,13 @@ def destination(
 
 
 def export_net(
-    net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]
+    net: nn.Module,
+    inputs: torch.Tensor,
+    path: Path,
+    format: str,
+    *,
+    build_config: dict[str, Any],
+    int8_modules: list[str] | None = None,
 ) -> float | None:
     """Write ``net`` to ``path`` in ``format`` and return the max abs difference of the reloaded file vs PyTorch.
 
@@ -135,11 +154,17 @@ def export_net(
     if format == "onnx":
         require("onnxscript", "format=onnx")
     with atomic_path(path) as temporary:
-        return _write_and_compare(net, inputs, temporary, format, build_config=build_config)
+        return _write_and_compare(net, inputs, temporary, format, build_config=build_config, int8_modules=int8_modules)
 
 
 def _write_and_compare(
-    net: nn.Module, inputs: torch.Tensor, path: Path, format: str, *, build_config: dict[str, Any]
+    net: nn.Module,
+    inputs: torch.Tensor,
+    path: Path,
+    format: str,
+    *,
+    build_config: dict[str, Any],
+    int8_modules: list[str] | None = None,
 ) -> float:
     with torch.no_grad():
         expected = net(inputs)
@@ -159,17 +184,15 @@ def _write_and_compare(
     if format == "onnx":
         import onnxruntime
 
-        torch.onnx.export(
-            net,
-            (sample,),
-            str(path),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_shapes=({0: batch},),
-            external_data=False,
-            verbose=False,
-        )
+        export_onnx(net, path, sample=sample)
+        if int8_modules is not None:  # the float file is rewritten in place as its int8 version
+            nodes = list(linear_nodes(path, int8_modules).values())
+            float_path = path.with_name(path.name + ".float.onnx")
+            path.replace(float_path)
+            try:
+                quantize_onnx(float_path, path, nodes=nodes)
+            finally:
+                float_path.unlink(missing_ok=True)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         actual = torch.from_numpy(session.run(None, {"input": inputs.numpy()})[0])
     elif format == "exported_program":
@@ -210,13 +233,13 @@ def export_checkpoint(
     ckpt_path: str | Path,
     format: str | None = None,
     out: str | Path | None = None,
-    quantize: str | None = None,
+    quantize: str | Mapping[str, Any] | None = None,
     check_inputs: str | Path | None = None,
     run_dir: str | Path,
 ) -> ExportResult:
     """Export the net of ``ckpt_path`` (a .ckpt, run directory or .safetensors file) and check the
     file on ``check_inputs`` (a path as predict's ``inputs=``; None: test images, else generated)."""
-    quantize = check_quantize(quantize)
+    quantize, roles = quantize_options(quantize)
     path, format = destination(out, format, quantize, run_dir)
     given = read_check_inputs(check_inputs)
     net, build_config = rebuild_net(ckpt_path)
@@ -224,16 +247,40 @@ def export_checkpoint(
     net = net.cpu().eval()
     checked = check_inputs_for(net, build_config, given=given)
     inputs = checked.inputs
-    if quantize:
-        net = quantize_int8(net)
+    with torch.no_grad():
+        float_outputs = net(inputs)
+    int8_modules = quantized_paths(net, roles) if quantize and format == "onnx" else None
+    if quantize and format == "exported_program":
+        net = quantize_int8(net, roles=roles)
     path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(net, "generate"):
         log.info("The pixel LM's forward (token ids -> logits) is exported; its sampling loop (generate) is not.")
-    difference = export_net(net, inputs, path, format, build_config=build_config)
-    print(f"Exported {format}{' int8' if quantize else ''}: {path} ({path.stat().st_size / 1e6:.3f} MB)")
+    difference = export_net(net, inputs, path, format, build_config=build_config, int8_modules=int8_modules)
+    backend = {"onnx": "ONNX Runtime", "exported_program": "torchao"}.get(format, "")
+    print(f"Exported {format}{f' int8 ({backend})' if quantize else ''}: {path} ({path.stat().st_size / 1e6:.3f} MB)")
+    if quantize:
+        difference, agreement = _against_float(path, format, inputs, float_outputs)
+        print(
+            f"Check: int8 {format} vs float32 PyTorch on {len(inputs)} {checked.source}: max abs difference {difference:.3g}, "
+            f"same top-1 output on {100 * agreement:.1f}%"
+        )
+        return ExportResult(path, difference, agreement)
     print(f"Check: reloaded {format} vs PyTorch on {len(inputs)} {checked.source}, max abs difference {difference:.3g}")
     if difference > TOLERANCE:
         raise RuntimeError(
             f"The exported {path} differs from PyTorch by {difference:.3g} (> {TOLERANCE}); the file is kept for inspection."
         )
     return ExportResult(path, difference)
+
+
+def _against_float(path: Path, format: str, inputs: torch.Tensor, float_outputs: torch.Tensor) -> tuple[float, float]:
+    """``(max abs difference, top-1 agreement)`` of the int8 file against the float32 net on ``inputs``."""
+    if format == "onnx":
+        from linzoo.tools.onnx_runtime import session
+
+        actual = torch.from_numpy(session(path).run(None, {"input": inputs.numpy()})[0])
+    else:
+        with torch.no_grad():
+            actual = torch.export.load(str(path)).module()(inputs)
+    difference = (actual.float() - float_outputs.float()).abs().max().item()
+    return difference, (actual.argmax(dim=-1) == float_outputs.argmax(dim=-1)).float().mean().item()

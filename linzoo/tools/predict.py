@@ -10,13 +10,20 @@ single quote, as OWASP advises against CSV injection. ``batch_size``, ``device``
 
 A plain forward needs torch, PIL and numpy only: no Lightning, torchvision or matplotlib is
 imported (they cost seconds of start-up; tests/test_predict.py checks it).
+
+``backend=onnxruntime`` runs the net in ONNX Runtime on the CPU (exported to a temporary ``.onnx``);
+``quantize=int8`` runs ONNX Runtime's int8 (``quantize.roles.head=none`` keeps the heads float),
+or torchao's int8 with ``backend=torch``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,8 @@ from linzoo.common.errors import UserValueError
 from linzoo.common.paths import fresh_path
 from linzoo.data.class_names import CLASS_NAMES
 from linzoo.tools.image_inputs import collect_inputs, read_inputs
+from linzoo.tools.onnx_runtime import choose_backend, onnx_net
+from linzoo.tools.quantize import quantize_int8, quantize_options
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +153,8 @@ def predict_checkpoint(
     top_k: int = 3,
     batch_size: int = 256,
     device: str = "cpu",
+    backend: str | None = None,
+    quantize: str | Mapping[str, Any] | None = None,
 ) -> Path:
     """Predict ``inputs`` with the model of ``ckpt_path`` (a .ckpt, run directory or .safetensors file).
 
@@ -157,6 +168,10 @@ def predict_checkpoint(
         raise UserValueError(f"top_k must be >= 1, got {top_k}.")
     batch_size = check_batch_size(batch_size)
     target = check_device(device)
+    quantize, roles = quantize_options(quantize)
+    backend = choose_backend(backend, quantize=quantize)
+    if (backend == "onnxruntime" or quantize) and target.type != "cpu":
+        raise UserValueError(f"device={device}: backend={backend} and quantize=int8 run on the CPU. Fix: device=cpu.")
     raw_inputs = collect_inputs(inputs)
     net, build_config = rebuild_net(ckpt_path)  # the file is read once
     kind = task_kind(build_config)
@@ -174,6 +189,31 @@ def predict_checkpoint(
     images = images.to(target)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _backend_net(net, backend=backend, quantize=quantize, roles=roles) as net:
+        return _predict(net, kind, build_config, names, images, run_dir, top_k=top_k, batch_size=batch_size)
+
+
+@contextlib.contextmanager
+def _backend_net(net: nn.Module, *, backend: str, quantize: str | None, roles: dict[str, str]) -> Iterator[nn.Module]:
+    """``net`` as ``backend`` runs it: itself, torchao's int8 of it, or an ONNX Runtime session (temp files)."""
+    if backend == "torch":
+        yield quantize_int8(net, roles=roles) if quantize else net
+        return
+    with tempfile.TemporaryDirectory(prefix="linzoo-onnx-") as directory:
+        yield onnx_net(net, directory=directory, quantize=quantize, roles=roles)
+
+
+def _predict(
+    net: nn.Module,
+    kind: str,
+    build_config: dict[str, Any],
+    names: list[str],
+    images: torch.Tensor,
+    run_dir: Path,
+    *,
+    top_k: int,
+    batch_size: int,
+) -> Path:
     if kind == "classifier":
         labels = class_names(build_config, int(net.num_classes))
         predictions = classify(net, names, images, labels, top_k=top_k, batch_size=batch_size)

@@ -11,9 +11,14 @@ matmul, float output. Why torchao and not ``torch.ao.quantization.quantize_dynam
 - ``torch.ao.quantization`` is deprecated in torch 2.15 (its warning says: migrate to
   torchao's ``quantize_``); torchao's ``quantize_`` selects layers with ``isinstance``.
 
-Linears whose weight is shared with another module (an LM head tied to its token
-embedding, a tied autoencoder decoder) keep their float weight: quantizing it would
-untie it.
+Which Linears are quantized is a per-role policy (``linzoo/tools/quantize_policy.py``):
+``quantize.roles.head=none`` keeps the heads float. Linears whose weight is shared with another
+module (an LM head tied to its token embedding, a tied autoencoder decoder) keep their float
+weight: quantizing it would untie it.
+
+Speed: in eager PyTorch this int8 Linear is slower than float32 on CPU (docs/quantization.md);
+``quantize=int8`` in export, eval and predict therefore runs ONNX Runtime's int8
+(``linzoo/tools/onnx_runtime.py``) unless ``backend=torch`` or ``format=exported_program`` asks for this one.
 
 On an x86 CPU without AVX-512 VNNI or AMX (AVX2 only, or AVX-512 without VNNI), torch's
 oneDNN int8 x int8 matmul adds pairs of u8 x s8 products into int16 and saturates: its
@@ -27,13 +32,15 @@ from __future__ import annotations
 import functools
 import io
 import logging
-from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from linzoo.common.checks import require
 from linzoo.common.errors import UserValueError
+from linzoo.tools.quantize_policy import check_roles, quantized_paths, shared_weights
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +50,19 @@ __all__ = [
     "check_quantize",
     "float_linear_weights",
     "int8_matmul_error",
+    "quantize_options",
     "quantize_int8",
     "serialized_megabytes",
+    "shared_weights",
 ]
 
 QUANTIZE_CHOICES = ("int8",)
 
 
-def check_quantize(quantize: str | None) -> str | None:
-    """``None`` or ``"int8"``; anything else is a clear error."""
+def check_quantize(quantize: str | Mapping[str, Any] | None) -> str | None:
+    """``None`` or ``"int8"`` (also from the config group's ``{mode: ..., roles: ...}``); else a clear error."""
+    if isinstance(quantize, Mapping):
+        quantize = quantize.get("mode")
     if quantize is None or str(quantize).lower() in ("none", "null", "false"):
         return None
     if str(quantize).lower() not in QUANTIZE_CHOICES:
@@ -59,10 +70,16 @@ def check_quantize(quantize: str | None) -> str | None:
     return str(quantize).lower()
 
 
-def shared_weights(net: nn.Module) -> set[int]:
-    """ids of Parameters held by more than one module (tied weights)."""
-    counts = Counter(id(p) for module in net.modules() for p in module.parameters(recurse=False))
-    return {pid for pid, count in counts.items() if count > 1}
+def quantize_options(quantize: str | Mapping[str, Any] | None) -> tuple[str | None, dict[str, str]]:
+    """``(mode, roles policy)`` of a ``quantize`` setting: ``"int8"``, ``None`` or ``{mode, roles}``.
+    A policy without ``quantize=int8`` is a clear error (it would silently do nothing)."""
+    mode = check_quantize(quantize)
+    roles = check_roles(quantize.get("roles") if isinstance(quantize, Mapping) else None)
+    if roles and mode is None:
+        raise UserValueError(
+            "quantize.roles.* is set but nothing is quantized. Fix: add quantize=int8 before quantize.roles.<role>=..."
+        )
+    return mode, roles
 
 
 class Int8MatmulUnreliable(UserValueError):
@@ -80,8 +97,9 @@ def int8_matmul_error() -> int:
     return int((torch._int_mm(a, b).long() - a.long() @ b.long()).abs().max())
 
 
-def quantize_int8(net: nn.Module) -> nn.Module:
-    """Quantize ``net`` in place (moved to CPU, eval mode): every untied ``nn.Linear`` -> dynamic int8.
+def quantize_int8(net: nn.Module, *, roles: Mapping[str, str | None] | None = None) -> nn.Module:
+    """Quantize ``net`` in place (moved to CPU, eval mode): every untied ``nn.Linear`` whose role
+    ``roles`` does not keep float (``{"head": "none"}``) -> dynamic int8.
 
     Raises :class:`Int8MatmulUnreliable` where this CPU's int8 matmul is not exact (see the module doc).
     """
@@ -100,11 +118,8 @@ def quantize_int8(net: nn.Module) -> nn.Module:
     skipped = [name for name, m in net.named_modules() if isinstance(m, nn.Linear) and id(m.weight) in tied]
     if skipped:
         log.info("Kept float32 (tied weights): %s", ", ".join(skipped))
-    quantize_(
-        net,
-        Int8DynamicActivationInt8WeightConfig(),
-        filter_fn=lambda module, fqn: isinstance(module, nn.Linear) and id(module.weight) not in tied,
-    )
+    chosen = set(quantized_paths(net, roles))
+    quantize_(net, Int8DynamicActivationInt8WeightConfig(), filter_fn=lambda module, fqn: fqn in chosen)
     return net
 
 

@@ -1,0 +1,123 @@
+"""ONNX Runtime as a backend: parity with torch for every classifier, int8 by role policy, eval and
+predict with backend=onnxruntime, export quantize=int8 (.onnx), and a clear error without onnxruntime.
+
+int8 kernels differ across CPUs (AVX2, AVX-512 VNNI, AMX) and thread counts: int8 results are
+compared by relative error and top-1 agreement, never exactly."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torchvision import datasets
+
+import linzoo
+from linzoo.run.evaluate import evaluate
+from linzoo.tools.export import export_checkpoint
+from linzoo.tools.onnx_runtime import OnnxNet, choose_backend, linear_nodes, onnx_net, quantize_onnx
+from linzoo.tools.predict import predict_checkpoint
+from linzoo.tools.quantize_policy import quantized_paths
+from trained import train_run
+
+NETS = {  # tiny nets of every classifier
+    "mlp": {"hidden_dims": [32]},
+    "cnn": {"channels": [4, 8], "head_hidden_dims": [16]},
+    "transformer": {"dim": 16, "depth": 1, "num_heads": 2, "patch_size": 7},
+    "mixer": {"dim": 16, "depth": 1, "patch_size": 7},
+}
+
+
+def integer_matmuls(path) -> int:
+    """How many Linears of the ONNX file run as int8 matmuls (dynamic quantization: MatMulInteger)."""
+    return sum(node.op_type == "MatMulInteger" for node in onnx.load(str(path)).graph.node)
+
+
+@pytest.mark.parametrize("model", list(NETS))
+def test_onnxruntime_matches_torch_for_every_classifier(model: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    net = linzoo.create_model(model, **NETS[model]).eval()
+    images = torch.rand(64, 1, 28, 28)
+    with torch.no_grad():
+        expected = net(images)
+    float32 = onnx_net(net, directory=tmp_path, threads=1)
+    torch.testing.assert_close(float32(images), expected, atol=1e-4, rtol=1e-4)
+    assert float32(images[:1]).shape == (1, 10)  # one file serves every batch size
+    nodes = list(linear_nodes(float32.path, quantized_paths(net)).values())  # what onnx_net(quantize="int8") does
+    int8 = OnnxNet(quantize_onnx(float32.path, tmp_path / "int8.onnx", nodes=nodes), threads=1)
+    assert integer_matmuls(int8.path) == len(quantized_paths(net))  # every factory Linear, no convolution
+    relative = (int8(images) - expected).norm() / expected.norm()
+    assert 0 < relative.item() < 0.1  # int8 really ran, and stayed close
+
+
+def test_the_role_policy_keeps_those_linears_float_in_onnx(tmp_path) -> None:
+    net = linzoo.create_model("transformer", **NETS["transformer"]).eval()
+    int8 = onnx_net(net, directory=tmp_path, quantize="int8", roles={"head": "none", "patch": "none"})
+    assert integer_matmuls(int8.path) == len(quantized_paths(net)) - 2 == 6
+    floats = {node.name for node in onnx.load(str(int8.path)).graph.node if node.op_type in ("Gemm", "MatMul")}
+    assert len(floats) >= 2  # the head and the patch embedding (and attention's own matmuls)
+
+
+@pytest.fixture(scope="module")
+def mlp_run(fake_mnist_root, tmp_path_factory):
+    """An MLP trained on every fake training batch: it knows the fake digits (margins like a real run's)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    return train_run(folder / "mlp", fake_mnist_root, "mlp", "trainer.max_epochs=3", "trainer.limit_train_batches=1.0")
+
+
+def test_eval_with_backend_onnxruntime(mlp_run, compose_eval, tmp_path) -> None:
+    checkpoint = mlp_run / "checkpoints" / "last.ckpt"
+    plain = evaluate(compose_eval([f"ckpt_path={checkpoint}"], output_dir=tmp_path / "torch"))
+    ort = evaluate(compose_eval([f"ckpt_path={checkpoint}", "backend=onnxruntime"], output_dir=tmp_path / "ort"))
+    int8 = evaluate(
+        compose_eval(
+            [f"ckpt_path={checkpoint}", "quantize=int8", "quantize.roles.head=none"], output_dir=tmp_path / "q"
+        )
+    )
+    assert plain["backend"] == "torch" and ort["backend"] == "onnxruntime" and int8["backend"] == "onnxruntime"
+    assert plain["test/acc"] > 0.8
+    assert ort["test/acc"] == pytest.approx(plain["test/acc"], abs=0.006)  # at most one of 200 digits flips
+    assert abs(int8["test/acc"] - plain["test/acc"]) <= 0.02
+    assert int8["quantize"] == "int8" and int8["quantize_roles"] == {"head": "none"}
+
+
+def test_predict_with_backend_onnxruntime(mlp_run, fake_mnist_root, tmp_path) -> None:
+    split = datasets.MNIST(fake_mnist_root, train=False)
+    np.save(tmp_path / "digits.npy", split.data[:20].numpy())
+    labels = {}
+    for name, options in {"torch": {}, "ort": {"backend": "onnxruntime"}, "int8": {"quantize": "int8"}}.items():
+        path = predict_checkpoint(
+            ckpt_path=mlp_run, inputs=tmp_path / "digits.npy", run_dir=tmp_path / name, invert=False, **options
+        )
+        with path.open() as handle:
+            labels[name] = [row["class"] for row in csv.DictReader(handle)]
+    assert labels["ort"] == labels["torch"]
+    assert sum(a == b for a, b in zip(labels["int8"], labels["torch"])) >= 18
+
+
+def test_export_int8_writes_an_onnx_file_with_the_policy(mlp_run, tmp_path) -> None:
+    result = export_checkpoint(ckpt_path=mlp_run, quantize="int8", run_dir=tmp_path)
+    assert result.path.name == "model-int8.onnx" and integer_matmuls(result.path) == 2
+    assert result.agreement is not None and result.agreement >= 0.9
+    policy = {"mode": "int8", "roles": {"head": "none"}}
+    kept = export_checkpoint(ckpt_path=mlp_run, quantize=policy, out=tmp_path / "kept.onnx", run_dir=tmp_path)
+    assert integer_matmuls(kept.path) == 1
+
+
+def test_without_onnxruntime_the_error_names_the_fix(monkeypatch, tmp_path) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    fix = "backend=onnxruntime needs the package 'onnxruntime': pip install 'linzoo\\[export\\]'"
+    with pytest.raises(ModuleNotFoundError, match=fix):
+        choose_backend("onnxruntime", quantize=None)
+    with pytest.raises(
+        ModuleNotFoundError, match="quantize=int8 .ONNX Runtime's int8; backend=torch: torchao's. needs"
+    ):
+        # before the inputs and the checkpoint are even looked for
+        predict_checkpoint(ckpt_path=tmp_path / "none", inputs=tmp_path, run_dir=tmp_path, quantize="int8")
+    assert choose_backend(None, quantize=None) == "torch"
+    with pytest.raises(ValueError, match="backend=tensorrt: expected torch or onnxruntime"):
+        choose_backend("tensorrt", quantize=None)
