@@ -132,7 +132,11 @@ def test_time_to_99_section_runs_the_three_contenders_at_tiny_size(fake_mnist_ro
     linzoo, hand = result["linzoo"]["runs"], result["hand"]["runs"]
     expected = sorted(a["seconds"] / b["seconds"] for a, b in zip(linzoo, hand, strict=True))
     assert result["linzoo_over_hand"] == pytest.approx(sum(expected) / 2)  # median of two
+    variants = result["steps"]["variants"]
+    assert list(variants) == ["float32", "bf16", "float32 channels_last", "bf16 channels_last"]
+    assert variants["float32"]["time_vs_float32"] == 1.0 and all(v["ms_per_step"] > 0 for v in variants.values())
     markdown = tables.read_text()
+    assert "## 8b. A training step" in markdown
     assert "## 8. Time to 0%" in markdown and "--sections time_to_99" in markdown.splitlines()[0]
 
 

@@ -35,7 +35,7 @@ from torch import nn
 
 from dev.benchmarks.recipes import build_datamodule, build_net, build_optimizer, build_scheduler, compose
 from dev.benchmarks.reference import ReferenceLoop
-from dev.benchmarks.timing import median, print_table
+from dev.benchmarks.timing import interleaved, median, paired_ratio, print_table
 
 EXPERIMENT = "cnn_fast"
 TARGET = 0.99
@@ -172,6 +172,32 @@ def run_hand(args: Any, *, seed: int, target: float) -> dict[str, Any]:
     }
 
 
+def step_variants(args: Any) -> dict[str, Any]:
+    """Training steps of cnn_fast's net and batch: float32 or bf16 autocast x NCHW or channels_last, paired."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        cfg = compose(recipe_overrides(args, seed=0, run_dir=run_dir), run_dir)
+    batch_size, steps = cfg.data.batch_size, 2 if args.tiny else 20
+    images, labels = torch.rand(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
+    contenders = {}
+    for name, bf16, channels_last in [
+        ("float32", False, False),
+        ("bf16", True, False),
+        ("float32 channels_last", False, True),
+        ("bf16 channels_last", True, True),
+    ]:
+        torch.manual_seed(0)
+        cfg.model.net.channels_last = channels_last
+        net = build_net(cfg)
+        loop = ReferenceLoop(net, build_optimizer(cfg, net), bf16=bf16)
+        contenders[name] = lambda loop=loop: [loop.step(images, labels) for _ in range(steps)]
+    times = interleaved(contenders, repeats=args.repeats)
+    variants = {
+        name: {"ms_per_step": 1000 * median(t) / steps, "time_vs_float32": paired_ratio(t, times["float32"])}
+        for name, t in times.items()
+    }
+    return {"batch_size": batch_size, "variants": variants}
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean test accuracy, and mean seconds to the target over the seeds (None unless every seed reached it)."""
     seconds = [run["seconds"] for run in runs]
@@ -204,7 +230,9 @@ def section(args: Any) -> dict[str, Any]:
         names = list(contenders) if index % 2 == 0 else list(contenders)[::-1]
         for name in names:
             runs[name].append({"seed": seed, **contenders[name](seed)})
+    steps = step_variants(args)
     results: dict[str, Any] = {
+        "steps": steps,
         "target": target,
         "seeds": seeds,
         "experiment": EXPERIMENT,
@@ -216,6 +244,12 @@ def section(args: Any) -> dict[str, Any]:
         "linzoo_over_hand_wall": ratio(runs["linzoo"], runs["hand"], key="wall_s"),
     }
     print_time_to_99(results)
+    print_table(
+        f"8b. A training step of {EXPERIMENT}'s net (batch {steps['batch_size']}, cpu, "
+        f"{results['threads']} threads; median of {args.repeats} paired samples)",
+        ["precision, memory format", "ms/step", "time / float32"],
+        [[name, row["ms_per_step"], row["time_vs_float32"]] for name, row in steps["variants"].items()],
+    )
     return results
 
 
