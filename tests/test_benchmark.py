@@ -141,7 +141,7 @@ def test_time_to_99_section_runs_the_three_contenders_at_tiny_size(fake_mnist_ro
 
 
 def test_time_to_99_ratios_and_summary_count_only_runs_that_reached_the_target() -> None:
-    from dev.benchmarks.time_to_99 import ratio, summary
+    from dev.benchmarks.time_to_99 import fmt_seconds, ratio, summary
 
     fast = [
         {"seconds": 10.0, "test_acc": 0.991},
@@ -157,6 +157,9 @@ def test_time_to_99_ratios_and_summary_count_only_runs_that_reached_the_target()
     assert ratio(slow, fast) is None  # a seed that missed the target has no time
     assert summary(fast) == {"mean_test_acc": pytest.approx(0.99133, abs=1e-5), "mean_seconds": 11.0, "reached": 3}
     assert summary(slow)["mean_seconds"] is None and summary(slow)["reached"] == 2
+    missed = {"seconds": None, "test_acc": 0.9846, "epochs": 1, "curve": [{"epoch": 1, "s": 45.25, "test_acc": 0.9846}]}
+    assert fmt_seconds(missed) == "not reached (98.46% after 1 ep., 45.2 s)"
+    assert fmt_seconds({"seconds": 20.0, "test_acc": 0.9921, "epochs": 1}) == "20.0 s (99.21%, 1 ep.)"
 
 
 def test_peer_net_is_the_pytorch_examples_net() -> None:

@@ -230,6 +230,7 @@ def section(args: Any) -> dict[str, Any]:
         names = list(contenders) if index % 2 == 0 else list(contenders)[::-1]
         for name in names:
             runs[name].append({"seed": seed, **contenders[name](seed)})
+            print(f"time_to_99: {name}, seed {seed}: {fmt_seconds(runs[name][-1])}", flush=True)
     steps = step_variants(args)
     results: dict[str, Any] = {
         "steps": steps,
@@ -255,7 +256,8 @@ def section(args: Any) -> dict[str, Any]:
 
 def fmt_seconds(run: dict[str, Any]) -> str:
     if run["seconds"] is None:
-        return f"not reached ({run['test_acc']:.2%} after {run['epochs']} epochs)"
+        wall = run["curve"][-1]["s"] if "curve" in run else run["wall_s"]
+        return f"not reached ({run['test_acc']:.2%} after {run['epochs']} ep., {wall:.1f} s)"
     return f"{run['seconds']:.1f} s ({run['test_acc']:.2%}, {run['epochs']} ep.)"
 
 
