@@ -113,7 +113,7 @@ def run_peer(args: Any, *, seed: int, target: float, max_epochs: int) -> dict[st
     return {"seconds": reached, "test_acc": curve[-1]["test_acc"], "epochs": len(curve), "curve": curve}
 
 
-def recipe_overrides(args: Any, *, seed: int, run_dir: str) -> list[str]:
+def recipe_overrides(args: Any, *, seed: int) -> list[str]:
     """``experiment=cnn_fast`` with this seed, full MNIST from ``--data-root`` (--tiny: smaller and faster)."""
     overrides = [f"experiment={EXPERIMENT}", f"seed={seed}", "data.download=false", "print_config=false"]
     if args.data_root:
@@ -128,7 +128,7 @@ def run_linzoo(args: Any, *, seed: int, target: float) -> dict[str, Any]:
     from linzoo.run.train import train
 
     with tempfile.TemporaryDirectory() as run_dir:
-        cfg = compose(recipe_overrides(args, seed=seed, run_dir=run_dir), run_dir)
+        cfg = compose(recipe_overrides(args, seed=seed), run_dir)
         start = time.perf_counter()
         metrics = train(cfg)
         seconds = time.perf_counter() - start
@@ -144,7 +144,7 @@ def run_linzoo(args: Any, *, seed: int, target: float) -> dict[str, Any]:
 def run_hand(args: Any, *, seed: int, target: float) -> dict[str, Any]:
     """The reference loop on the composed recipe: same data module, net, optimizer, schedule, precision, epochs."""
     with tempfile.TemporaryDirectory() as run_dir:
-        cfg = compose(recipe_overrides(args, seed=seed, run_dir=run_dir), run_dir)
+        cfg = compose(recipe_overrides(args, seed=seed), run_dir)
     start = time.perf_counter()
     torch.manual_seed(seed)
     datamodule = build_datamodule(cfg)
@@ -175,7 +175,7 @@ def run_hand(args: Any, *, seed: int, target: float) -> dict[str, Any]:
 def step_variants(args: Any) -> dict[str, Any]:
     """Training steps of cnn_fast's net and batch: float32 or bf16 autocast x NCHW or channels_last, paired."""
     with tempfile.TemporaryDirectory() as run_dir:
-        cfg = compose(recipe_overrides(args, seed=0, run_dir=run_dir), run_dir)
+        cfg = compose(recipe_overrides(args, seed=0), run_dir)
     batch_size, steps = cfg.data.batch_size, 2 if args.tiny else 20
     images, labels = torch.rand(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
     contenders = {}
