@@ -148,3 +148,65 @@ def test_inference_section_measures_every_backend_and_policy() -> None:
     assert backends["ORT fp32"]["accuracy"] == pytest.approx(backends[inference.REFERENCE]["accuracy"], abs=0.004)
     assert list(result["policies"]) == list(inference.POLICIES)  # the ViT has heads and a patch embedding
     assert [p["int8_linears"] for p in result["policies"].values()] == [8, 7, 6]
+
+
+def test_time_to_99_section_runs_the_three_contenders_at_tiny_size(fake_mnist_root: Path, tmp_path: Path) -> None:
+    out, tables = tmp_path / "ttt.json", tmp_path / "ttt.md"
+    command = [
+        *(sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--tiny", "--sections", "time_to_99"),
+        *("--seeds", "3,4", "--data-root", str(fake_mnist_root), "--out", str(out), "--markdown", str(tables)),
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    result = json.loads(out.read_text())["time_to_99"]
+    assert result["experiment"] == "cnn_fast" and result["seeds"] == [3, 4]
+    for name in ("peer", "linzoo", "hand"):
+        runs = result[name]["runs"]
+        assert [run["seed"] for run in runs] == [3, 4]
+        assert all(0 <= run["test_acc"] <= 1 and run["seconds"] > 0 for run in runs)  # tiny target: 0%
+        assert result[name]["mean_seconds"] == pytest.approx(sum(run["seconds"] for run in runs) / 2)
+    assert all(run["epochs"] == 1 for run in result["peer"]["runs"])
+    linzoo, hand = result["linzoo"]["runs"], result["hand"]["runs"]
+    expected = sorted(a["seconds"] / b["seconds"] for a, b in zip(linzoo, hand, strict=True))
+    assert result["linzoo_over_hand"] == pytest.approx(sum(expected) / 2)  # median of two
+    variants = result["steps"]["variants"]
+    assert list(variants) == ["float32", "bf16", "float32 channels_last", "bf16 channels_last"]
+    assert variants["float32"]["time_vs_float32"] == 1.0 and all(v["ms_per_step"] > 0 for v in variants.values())
+    markdown = tables.read_text()
+    assert "## 9b. A training step" in markdown
+    assert "## 9. Time to 0%" in markdown and "--sections time_to_99" in markdown.splitlines()[0]
+
+
+def test_time_to_99_ratios_and_summary_count_only_runs_that_reached_the_target() -> None:
+    from dev.benchmarks.time_to_99 import fmt_seconds, ratio, summary
+
+    fast = [
+        {"seconds": 10.0, "test_acc": 0.991},
+        {"seconds": 12.0, "test_acc": 0.993},
+        {"seconds": 11.0, "test_acc": 0.99},
+    ]
+    slow = [
+        {"seconds": 100.0, "test_acc": 0.99},
+        {"seconds": 96.0, "test_acc": 0.99},
+        {"seconds": None, "test_acc": 0.98},
+    ]
+    assert ratio(slow[:2], fast[:2]) == pytest.approx((10.0 + 8.0) / 2)
+    assert ratio(slow, fast) is None  # a seed that missed the target has no time
+    assert summary(fast) == {"mean_test_acc": pytest.approx(0.99133, abs=1e-5), "mean_seconds": 11.0, "reached": 3}
+    assert summary(slow)["mean_seconds"] is None and summary(slow)["reached"] == 2
+    missed = {"seconds": None, "test_acc": 0.9846, "epochs": 1, "curve": [{"epoch": 1, "s": 45.25, "test_acc": 0.9846}]}
+    assert fmt_seconds(missed) == "not reached (98.46% after 1 ep., 45.2 s)"
+    assert fmt_seconds({"seconds": 20.0, "test_acc": 0.9921, "epochs": 1}) == "20.0 s (99.21%, 1 ep.)"
+
+
+def test_peer_net_is_the_pytorch_examples_net() -> None:
+    import torch
+
+    from dev.benchmarks.time_to_99 import PeerNet
+
+    net = PeerNet()
+    assert sum(p.numel() for p in net.parameters()) == 1_199_882  # examples/mnist/main.py's Net
+    log_probs = net.eval()(torch.rand(2, 1, 28, 28))
+    assert log_probs.shape == (2, 10) and torch.allclose(log_probs.exp().sum(1), torch.ones(2))

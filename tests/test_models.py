@@ -236,3 +236,16 @@ def test_generate_with_and_without_cache_gives_identical_tokens() -> None:
 def test_lm_token_input_checks(tokens: torch.Tensor, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         _small_lm()(tokens)
+
+
+def test_cnn_channels_last_gives_the_same_numbers_in_nhwc() -> None:
+    torch.manual_seed(0)
+    plain = create_model("cnn", channels=(4, 8))
+    torch.manual_seed(0)
+    nhwc = create_model("cnn", channels=(4, 8), channels_last=True)
+    conv = nhwc.features[4].weight  # the second conv (with one input channel both layouts coincide)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    images = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(plain(images), nhwc(images), atol=1e-5)
+    nhwc.load_state_dict(plain.state_dict())  # the same keys and shapes: checkpoints load either way
+    assert nhwc.features[4].weight.is_contiguous(memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dev.benchmarks import augment, data, generation, gpu, inference, linear, overhead, startup
+from dev.benchmarks import augment, data, generation, gpu, inference, linear, overhead, startup, time_to_99
 from dev.benchmarks import compile as compile_section
 from dev.benchmarks.timing import TABLES, environment
 
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "augment": augment.section,
     "startup": startup.section,
     "inference": inference.section,
+    "time_to_99": time_to_99.section,
 }
 DEFAULT_SECTIONS = ("overhead", "linear", "data", "compile", "generation", "augment")
 
@@ -54,6 +55,10 @@ sections (--sections, comma separated):
               speed-up over torch fp32, test accuracy, file size; role policies of the int8 path.
               JSON: inference.<model>.backends.<backend>.speedup_256 (not in the default sections:
               it trains or needs --inference-run; scripts/quantization_report.py writes its doc)
+  time_to_99  wall seconds to 99% test accuracy, --seeds each: the PyTorch examples' MNIST recipe
+              (re-implemented), experiment=cnn_fast through linzoo, and the reference loop on the
+              same recipe (not in the default sections: about 15 min with --threads 2).
+              JSON: time_to_99.peer_over_linzoo, time_to_99.linzoo_over_hand
 """
 
 
@@ -85,6 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch.compile backend for sections compile and gpu (default inductor; --tiny: eager, which\n"
         "traces but generates no code, so the smoke test stays fast; none: skip the compiled variants)",
+    )
+    parser.add_argument("--seeds", default="1,2,3", help="time_to_99: the seeds each contender trains with")
+    parser.add_argument(
+        "--peer-max-epochs", type=int, default=8, help="time_to_99: the peer recipe stops here if it never reaches 99%%"
     )
     parser.add_argument("--lm-ckpt", default=None, help="generation: time this trained LM checkpoint's net")
     parser.add_argument(

@@ -22,7 +22,11 @@ __all__ = ["CNN"]
 class CNN(HeadlessMixin, nn.Module):
     """[B, C, H, W] -> [Conv3x3, BatchNorm, act, MaxPool2] per entry of ``channels``
     -> global average pool -> [B, channels[-1]] -> head (Linear, or an MLP with
-    ``head_hidden_dims``) -> [B, num_classes]; ``num_classes=0``: no head, features [B, channels[-1]]."""
+    ``head_hidden_dims``) -> [B, num_classes]; ``num_classes=0``: no head, features [B, channels[-1]].
+
+    ``channels_last``: the conv weights and every input in NHWC memory format (same numbers, same
+    state_dict); on a CPU with AVX-512 BF16, under bf16 autocast, about 2 to 3 times faster a step
+    (docs/recipes.md#cnn_fast)."""
 
     def __init__(
         self,
@@ -35,6 +39,7 @@ class CNN(HeadlessMixin, nn.Module):
         activation: str = "relu",
         head_hidden_dims: Sequence[int] = (),
         dropout: float = 0.0,
+        channels_last: bool = False,
         linear: LinearSpec | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -68,10 +73,15 @@ class CNN(HeadlessMixin, nn.Module):
             "linear": linear,
         }
         self.head = classification_head(previous, num_classes, **self.head_options)
+        self.channels_last = channels_last
+        if channels_last:
+            self.features.to(memory_format=torch.channels_last)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """images: [B, C, H, W] in [0, 1] -> pooled features [B, num_features]."""
         check_images(images, in_channels=self.in_channels, image_size=self.image_size, model="CNN")
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.features(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
