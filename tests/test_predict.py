@@ -129,6 +129,12 @@ def test_bad_inputs_are_clear_errors(mlp_run, tmp_path) -> None:
         predict_checkpoint(ckpt_path=mlp_run, inputs=tmp_path / "empty", run_dir=tmp_path / "run")
     (tmp_path / "only_broken").mkdir()
     (tmp_path / "only_broken" / "x.png").write_bytes(b"nope")
+    with (
+        pytest.warns(UnreadableImageWarning),
+        pytest.raises(ValueError, match=r"x.png: it cannot be decoded as an image"),
+    ):
+        read_inputs(tmp_path / "only_broken", image_size=28)
+    (tmp_path / "only_broken" / "y.png").write_bytes(b"nope")
     with pytest.warns(UnreadableImageWarning), pytest.raises(ValueError, match="could be decoded; nothing to predict"):
         read_inputs(tmp_path / "only_broken", image_size=28)
     (tmp_path / "table.csv").write_text("a,b")

@@ -419,7 +419,11 @@ def issue20_cases(p: dict[str, Path]) -> list[Case]:
             [*TINY_MLP, *data, f"ckpt_path={last}", f"hydra.run.dir={p['RUN']}"],
         ),
         # --- same data, or an explicit choice (point 8)
-        Case("eval on another dataset", "eval", [f"ckpt_path={last}", "data.dataset=fashion_mnist"]),
+        Case(
+            "eval on another dataset",
+            "eval",
+            [f"ckpt_path={last}", f"data.root={p['DATA']}", "data.dataset=fashion_mnist", "data.source=full"],
+        ),
         Case(
             "eval on the sample with another split seed",
             "eval",

@@ -77,6 +77,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _fsync(path.parent)  # make the rename itself durable
     except Exception as error:
         refusal = find_refusal(error)
+        if isinstance(error, OSError) and refusal is None and error.filename == str(temporary):
+            # another OSError on the hidden temp file (e.g. ENOENT on a file system that takes no
+            # new files, such as /proc): name the path the user gave, not the temp file
+            raise type(error)(error.errno, error.strerror, str(path)) from error
         if refusal is None or isinstance(error, PathRefusedError):
             raise
         named = path if refusal.filename in (None, str(temporary)) else refusal.filename

@@ -123,27 +123,34 @@ def read_inputs(
 def _read_image_files(
     files: list[Path], *, image_size: int, in_channels: int, invert: str
 ) -> tuple[list[str], torch.Tensor]:
-    names, images = [], []
+    names, images, skipped = [], [], []
     for file in files:
         if not is_regular_file(file):
             message = f"Skipped {file}: it is not a regular file (a folder, a named pipe, a device or a socket)."
+            skipped.append(message)
             warnings.warn(message, UnreadableImageWarning, stacklevel=2)
             continue
         try:
             frames = load_image(file, image_size=image_size, in_channels=in_channels)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             message = f"Skipped {file}: it is too large to decode safely, a possible decompression bomb ({error})."
+            skipped.append(message)
             warnings.warn(message, UnreadableImageWarning, stacklevel=2)
             continue
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             message = f"Skipped {file}: it cannot be decoded as an image ({type(error).__name__}: {error})."
+            skipped.append(message)
             warnings.warn(message, UnreadableImageWarning, stacklevel=2)
             continue
         images.extend(frames)
         names.extend([file.name] if len(frames) == 1 else [f"{file.name}[{index}]" for index in range(len(frames))])
     if not images:
+        first = skipped[0].removeprefix("Skipped ")  # "<file>: <why>"
+        if len(files) == 1:  # one file: its own reason, not a count
+            raise UserValueError(f"{first} Nothing to predict.")
         raise UserValueError(
-            f"None of the {len(files)} image file(s) at {files[0].parent} could be decoded; nothing to predict."
+            f"None of the {len(files)} image files in {files[0].parent} could be decoded; nothing to predict "
+            f"(the first: {first})"
         )
     return names, preprocess(torch.stack(images), image_size=image_size, in_channels=in_channels, invert=invert)
 
