@@ -45,7 +45,7 @@ def test_an_export_that_fails_leaves_no_truncated_file(tmp_path, monkeypatch) ->
     """An export that fails after writing part of its file leaves no file under the target's name, so the rerun is not blocked."""
     net = torch.nn.Linear(4, 2)
 
-    def write_half(net, inputs, path, format, *, build_config):
+    def write_half(net, inputs, path, format, *, build_config, int8_modules=None):
         path.write_bytes(b"truncated")
         raise OSError(28, "No space left on device", str(path))
 
