@@ -138,7 +138,10 @@ def test_an_unknown_group_option_lists_the_options(compose_train, override, expe
             "linear=schema",
             "linear=schema: no such option. Expected one of: default, gpt2, kaiming, trunc_normal, xavier.",
         ),
-        ("data=schema/datamodule", "data=schema/datamodule: no such option. Expected one of: fashion_mnist, image_folder, mnist,"),
+        (
+            "data=schema/datamodule",
+            "data=schema/datamodule: no such option. Expected one of: fashion_mnist, image_folder, mnist,",
+        ),
         ("model=schema_net_mlp", "model=schema_net_mlp: no such option."),
     ],
 )
