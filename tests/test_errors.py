@@ -1,7 +1,7 @@
 """Bad input gets one clear message: the setting, the value, what is expected and the fix.
 
 One test (or one parametrized test) per class of bad input; docs/errors.md lists what each
-of 60-odd bad inputs prints (scripts/error_table.py).
+of 119 bad inputs prints (scripts/error_table.py).
 """
 
 from __future__ import annotations
