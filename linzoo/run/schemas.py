@@ -177,6 +177,28 @@ TASK_SCHEMAS: dict[str, type] = {
         ],
     ),
 }
+# The keyword arguments every in-memory data module takes (linzoo.data.in_memory.InMemoryDataModule).
+_LOADER_FIELDS = [
+    ("eval_batch_size", int, 1000),
+    ("num_workers", int, 0),
+    ("pin_memory", bool, False),
+    ("drop_last", bool, False),
+    ("on_device", bool, False),
+    ("seed", int, 0),
+]
+
+
+def _augment_fields() -> list[tuple[Any, ...]]:
+    """A fresh list each time: a dataclass takes ownership of its ``field()`` objects."""
+    return [
+        ("augment", str, "none"),
+        ("affine_degrees", float, 10.0),
+        ("affine_translate", float, 0.1),
+        ("affine_scale", list[float], field(default_factory=lambda: [0.9, 1.1])),
+        ("crop_padding", int, 2),
+    ]
+
+
 DataModuleConfig = make_dataclass(
     "MNISTDataModuleConfig",
     [
@@ -187,19 +209,10 @@ DataModuleConfig = make_dataclass(
         ("download", bool, True),
         ("val_size", int, 5000),
         ("batch_size", int, 128),
-        ("eval_batch_size", int, 1000),
-        ("num_workers", int, 0),
-        ("pin_memory", bool, False),
-        ("drop_last", bool, False),
-        ("on_device", bool, False),
-        ("seed", int, 0),
+        *_LOADER_FIELDS,
         ("allow_sample_fallback", bool, False),
         ("verify_checksums", bool, True),
-        ("augment", str, "none"),
-        ("affine_degrees", float, 10.0),
-        ("affine_translate", float, 0.1),
-        ("affine_scale", list[float], field(default_factory=lambda: [0.9, 1.1])),
-        ("crop_padding", int, 2),
+        *_augment_fields(),
     ],
 )
 
@@ -225,17 +238,8 @@ ImageFolderDataModuleConfig = make_dataclass(
         ("val_fraction", float, 0.1),
         ("test_fraction", float, 0.1),
         ("batch_size", int, 64),
-        ("eval_batch_size", int, 1000),
-        ("num_workers", int, 0),
-        ("pin_memory", bool, False),
-        ("drop_last", bool, False),
-        ("on_device", bool, False),
-        ("seed", int, 0),
-        ("augment", str, "none"),
-        ("affine_degrees", float, 10.0),
-        ("affine_translate", float, 0.1),
-        ("affine_scale", list[float], field(default_factory=lambda: [0.9, 1.1])),
-        ("crop_padding", int, 2),
+        *_LOADER_FIELDS,
+        *_augment_fields(),
     ],
 )
 
