@@ -102,6 +102,17 @@ class Run:
         )
 
     @property
+    def dataset(self) -> str:
+        """The dataset the run trained on (its data identity; older runs: the data config)."""
+        recorded = (self.metrics.get("data") or {}).get("dataset")
+        return str(recorded or (self.config.get("data") or {}).get("dataset", "mnist"))
+
+    @property
+    def is_transfer(self) -> bool:
+        """Trained on a dataset other than MNIST: a row of the Transfer table (dev/reports/transfer.py)."""
+        return self.dataset != "mnist" and "test/acc" in self.metrics
+
+    @property
     def main_metric(self) -> str | None:
         return next((name for name in METRICS if name in self.metrics), None)
 
@@ -275,6 +286,10 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
         "one thread each, so each run's wall time is longer than it would be alone.",
         "",
     ]
+    from dev.reports.transfer import section  # it imports this module
+
+    transfer_runs = runs
+    runs = [run for run in runs if not run.is_transfer]
     if runs:
         lines += [HEADER, *table_rows(runs)]
     else:
@@ -294,6 +309,7 @@ def render(runs: list[Run], skipped: list[Path]) -> str:
             "",
             *reruns,
         ]
+    lines += section(transfer_runs)
     if skipped:
         lines += ["", "Skipped (no `metrics.json`: unfinished or failed): " + ", ".join(f"`{p}`" for p in skipped)]
     return "\n".join(lines) + "\n"
@@ -311,7 +327,8 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def short_table(runs: list[Run]) -> str:
-    """The README's short version: recipe, result, target, wall time per run, data, command."""
+    """The README's short version: recipe, result, target, wall time per run, data, command (MNIST runs only)."""
+    runs = [run for run in runs if not run.is_transfer]
     if not runs:
         return "No finished recipe runs yet: see [docs/results.md](docs/results.md) for the targets."
     lines = [
