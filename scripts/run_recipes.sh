@@ -92,7 +92,7 @@ campaign() {
   wait
   # Keep the campaign's records in docs/runs, then rebuild both tables from every kept record.
   "$PYTHON" scripts/results.py "$CAMPAIGN"/* --keep-in docs/runs --out "$CAMPAIGN/results.md"
-  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md
+  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md --transfer docs/finetune.md
 }
 
 mkdir -p "$CAMPAIGN"

@@ -77,7 +77,7 @@ campaign() {
     done
   done
   "$PYTHON" scripts/results.py "$CAMPAIGN"/* --keep-in docs/runs --out "$CAMPAIGN/results.md"
-  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md
+  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md --transfer docs/finetune.md
 }
 
 mkdir -p "$CAMPAIGN"

@@ -1,5 +1,8 @@
 """docs/finetune.md cannot rot: every command of its ```bash blocks runs, in order (tiny models on
-generated data), and every ```python block runs, as tests/test_docs_linear.py does for docs/linear.md."""
+generated data), and every ```python block runs, as tests/test_docs_linear.py does for docs/linear.md.
+
+The page has three parts, each with its own test: fine-tuning (its runs depend on each other), your
+own images (on a generated folder of three classes) and LoRA."""
 
 from __future__ import annotations
 
@@ -10,17 +13,28 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, SHORT, TINY
+from helpers import ROOT, SHORT, TINY, data_overrides
+from image_folders import draw, make_folder, save
+from linzoo.checkpoint.files import read_checkpoint
+from linzoo.run.evaluate import evaluate
 from linzoo.run.train import train
 from linzoo.tools.export import export_checkpoint
+from linzoo.tools.predict import predict_checkpoint
 
 PAGE = ROOT / "docs" / "finetune.md"
-OWN_IMAGES = "## Your own images"  # that section's commands need an image folder: tests/test_image_folder.py
+OWN_IMAGES = "## Your own images"
+LORA = "## LoRA"
 
 
 def page_text() -> str:
-    """The page up to its image-folder section (whose commands run in tests/test_image_folder.py)."""
+    """The page up to its image-folder section: fine-tuning from trained weights."""
     return PAGE.read_text().split(OWN_IMAGES)[0]
+
+
+def section(heading: str) -> str:
+    """The page's section under ``heading``, up to the next ``## `` heading."""
+    text = PAGE.read_text().split(heading, 1)[1]
+    return text.split("\n## ", 1)[0]
 
 
 def blocks(text: str, language: str) -> list[str]:
@@ -74,10 +88,76 @@ def test_every_command_of_docs_finetune_runs(compose_train, fake_mnist_root, tmp
     assert head < residual["trainable_parameters"] < residual_norms["trainable_parameters"] < probe["num_parameters"]
 
 
+def test_the_page_has_the_image_folder_and_lora_commands_of_issue_21() -> None:
+    images = [" ".join(words) for words in commands(section(OWN_IMAGES))]
+    assert any("data=image_folder data.root=" in line for line in images)
+    assert any(line.startswith("python scripts/predict.py") for line in images)
+    lora = [" ".join(words) for words in commands(section(LORA))]
+    assert any(
+        "adapter=lora adapter.rank=8 adapter.alpha=16 adapter.dropout=0.0 adapter.roles=[q,v]" in line for line in lora
+    )
+    assert any("adapter.roles=[qkv,attn_out,ffn_in,ffn_out]" in line for line in lora)
+    assert any("adapter.roles=all_but_head" in line for line in lora)
+
+
+@pytest.mark.slow
+def test_every_image_folder_command_of_docs_finetune_runs(compose_train, compose_eval, tmp_path: Path, capsys) -> None:
+    """train on pets/ (cat, dog, fox), eval its last.ckpt, predict new_photos/: as the page says."""
+    make_folder(tmp_path / "pets", {"cat": 24, "dog": 24, "fox": 24})
+    (tmp_path / "new_photos").mkdir()
+    for label in range(3):
+        save(draw(label, 5), tmp_path / "new_photos" / f"photo{label}.png", "RGB")
+    run = tmp_path / "outputs" / "train" / "pets_run"
+    ran = []
+    for words in commands(section(OWN_IMAGES)):
+        script = words[1]
+        options = dict(arg.split("=", 1) for arg in words[2:])
+        paths = {
+            key: str(tmp_path / value.replace("outputs/train/<run>", str(run.relative_to(tmp_path))))
+            for key, value in options.items()
+            if key in ("data.root", "ckpt_path", "inputs")
+        }
+        if script == "scripts/train.py":
+            args = [f"{key}={paths.get(key, value)}" for key, value in options.items()]
+            metrics = train(compose_train([*args, *TINY[options["model"]], *SHORT], output_dir=run))
+            assert metrics["data"]["class_names"] == ["cat", "dog", "fox"]
+        elif script == "scripts/eval.py":
+            assert paths["ckpt_path"].endswith("checkpoints/last.ckpt")
+            evaluated = evaluate(compose_eval([f"ckpt_path={paths['ckpt_path']}"], output_dir=tmp_path / "eval"))
+            assert evaluated["same_data_as_checkpoint"] is True
+        else:
+            assert script == "scripts/predict.py", script
+            capsys.readouterr()
+            predict_checkpoint(ckpt_path=paths["ckpt_path"], inputs=paths["inputs"], run_dir=tmp_path / "predict")
+            rows = capsys.readouterr().out.splitlines()[1:]
+            assert len(rows) == 3 and {row.split()[1] for row in rows} <= {"cat", "dog", "fox"}
+        ran.append(script)
+    assert ran == ["scripts/train.py", "scripts/eval.py", "scripts/predict.py"]
+
+
+@pytest.mark.slow
+def test_every_lora_command_of_docs_finetune_runs(compose_train, fake_mnist_root, tmp_path: Path) -> None:
+    found = commands(section(LORA))
+    assert len(found) == 3
+    for index, words in enumerate(found):
+        assert words[:2] == ["python", "scripts/train.py"], words
+        args = words[2:]
+        model = next(arg.split("=", 1)[1] for arg in args if arg.startswith("model="))
+        run = tmp_path / f"lora{index}"
+        metrics = train(compose_train([*args, *TINY[model], *data_overrides(fake_mnist_root), *SHORT], output_dir=run))
+        assert 0 < metrics["trainable_parameters"] < metrics["num_parameters"]  # the base net is frozen
+        options = dict(arg.split("=", 1) for arg in args)
+        saved = read_checkpoint(run / "checkpoints" / "last.ckpt")["linzoo_config"]["model"]["net"]["adapter"]
+        roles = options.get("adapter.roles", "[q,v]")  # configs/adapter/lora.yaml's default
+        expected = roles.strip("[]").split(",") if roles.startswith("[") else roles
+        assert saved["kind"] == "lora" and saved["roles"] == expected
+        assert saved["rank"] == int(options.get("adapter.rank", 8))
+
+
 def test_every_python_block_of_docs_finetune_runs(capsys) -> None:
     namespace: dict[str, object] = {"__name__": "docs_finetune"}
-    found = blocks(page_text(), "python")
-    assert found
+    found = blocks(PAGE.read_text(), "python")
+    assert len(found) >= 2  # "From Python" and LoRA's
     for index, block in enumerate(found):
         exec(compile(block, f"{PAGE}:block{index}", "exec"), namespace)  # noqa: S102 - our own page
     assert "trainable / " in capsys.readouterr().out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from dev.reports import results
+from dev.reports import results, transfer
 from helpers import ROOT
 
 
@@ -43,7 +43,7 @@ def campaign(root: Path) -> list[results.Run]:
     source = make_run(root / "source", seed=0, accuracy=0.9857, config={})
     source_ckpt = str(source / "checkpoints" / "last.ckpt")
     fashion = {"data": {"dataset": "fashion_mnist"}}
-    lineage = {"init_from": {"path": source_ckpt}}
+    lineage = {"init_from": {"file": source_ckpt}}
     variants = {  # name: (config, accuracies of seeds 0 and 1, trainable parameters, metrics)
         "scratch": ({**fashion}, (0.880, 0.884), 138_890, {}),
         "finetune": ({**fashion, "init_from": str(source)}, (0.885, 0.887), 138_890, lineage),
@@ -115,3 +115,21 @@ def test_run_transfer_script_is_valid_bash_with_the_four_variants() -> None:
     text = script.read_text()
     for override in ("finetune.train_roles=[head]", "adapter=lora adapter.rank=8 adapter.alpha=16 adapter.roles=[q,v]"):
         assert override in text
+
+
+def test_transfer_option_fills_the_block_of_a_page_and_keeps_the_rest(tmp_path: Path) -> None:
+    runs = campaign(tmp_path / "runs")
+    page = tmp_path / "finetune.md"
+    page.write_text("# Fine-tuning\n\nbefore\n<!-- transfer:start -->\nold\n<!-- transfer:end -->\nafter\n")
+    paths = [str(run.path) for run in runs]
+    assert results.main([*paths, "--out", str(tmp_path / "results.md"), "--transfer", str(page)]) == 0
+    table = "\n".join(transfer.body(runs))
+    assert "| VisionTransformer | linear probe |" in table
+    assert page.read_text() == (
+        f"# Fine-tuning\n\nbefore\n<!-- transfer:start -->\n{table}\n<!-- transfer:end -->\nafter\n"
+    )
+
+
+def test_the_finetune_page_holds_a_transfer_block() -> None:
+    text = (ROOT / "docs" / "finetune.md").read_text()
+    assert text.count("<!-- transfer:start -->") == 1 and text.count("<!-- transfer:end -->") == 1

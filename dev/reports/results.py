@@ -324,6 +324,7 @@ def table_rows(runs: list[Run]) -> list[str]:
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+TRANSFER_START, TRANSFER_END = "<!-- transfer:start -->", "<!-- transfer:end -->"
 
 
 def short_table(runs: list[Run]) -> str:
@@ -342,12 +343,25 @@ def short_table(runs: list[Run]) -> str:
 
 def update_readme(readme: Path, runs: list[Run]) -> None:
     """Replace what stands between the results markers of ``readme`` with :func:`short_table`."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} has no {README_START} ... {README_END} block; add one where the table goes.")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    readme.write_text(f"{before}{README_START}\n{short_table(runs)}\n{README_END}{after}")
+    replace_block(readme, README_START, README_END, short_table(runs))
+
+
+def update_transfer(page: Path, runs: list[Run]) -> None:
+    """Replace what stands between the transfer markers of ``page`` (docs/finetune.md) with the Transfer table."""
+    from dev.reports.transfer import body  # it imports this module
+
+    lines = body(runs) or ["No finished run on another dataset yet: `scripts/run_transfer.sh` makes them."]
+    replace_block(page, TRANSFER_START, TRANSFER_END, "\n".join(lines))
+
+
+def replace_block(path: Path, start: str, end: str, content: str) -> None:
+    """Write ``content`` between the lines ``start`` and ``end`` of ``path``, keeping the rest."""
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} block; add one where the table goes.")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    path.write_text(f"{before}{start}\n{content}\n{end}{after}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         help="write the page to this file (the project's page: --out docs/results.md); default: stdout",
     )
     parser.add_argument("--readme", type=Path, help="also put the short table into this README's results block")
+    parser.add_argument(
+        "--transfer", type=Path, help="also put the Transfer table into this page's transfer block (docs/finetune.md)"
+    )
     parser.add_argument(
         "--keep-in",
         type=Path,
@@ -387,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(page)
     if args.readme is not None:
         update_readme(args.readme, runs)
+    if args.transfer is not None:
+        update_transfer(args.transfer, runs)
     where = args.out or "stdout"
     print(f"{where}: {len(runs)} runs in {len(group_runs(runs))} rows, {len(skipped)} skipped", file=sys.stderr)
     return 0

@@ -45,7 +45,7 @@ def variant(run: Run) -> str:
 
 
 def _source_accuracy(run: Run, runs: list[Run]) -> str:
-    source = (run.metrics.get("init_from") or {}).get("path")
+    source = (run.metrics.get("init_from") or {}).get("file")
     if not source:
         return "-"
     for other in runs:
@@ -129,15 +129,12 @@ def _difference(group: list[Run], scratch: list[Run]) -> str:
     return f"{mean:+.2f} points (seeds {', '.join(seeds)}: {each}): {word}"
 
 
-def section(runs: list[Run]) -> list[str]:
-    """The Transfer section's lines (none when no run trained on another dataset)."""
+def body(runs: list[Run]) -> list[str]:
+    """The Transfer table and its verdicts (none when no run trained on another dataset)."""
     groups = transfer_groups(runs)
     if not groups:
         return []
     return [
-        "",
-        "## Transfer: MNIST -> another dataset",
-        "",
         "Runs on another dataset (`scripts/run_transfer.sh` is the MNIST -> Fashion-MNIST campaign):",
         "the same model and recipe trained from scratch, fully fine-tuned from MNIST weights",
         "(`init_from=`), as a linear probe (`'finetune.train_roles=[head]'`) and with LoRA",
@@ -150,3 +147,9 @@ def section(runs: list[Run]) -> list[str]:
         "",
         *verdicts(groups),
     ]
+
+
+def section(runs: list[Run]) -> list[str]:
+    """docs/results.md's Transfer section: a heading and :func:`body` (nothing without such runs)."""
+    lines = body(runs)
+    return ["", "## Transfer: MNIST -> another dataset", "", *lines] if lines else []
