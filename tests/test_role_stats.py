@@ -96,10 +96,19 @@ def one_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(64, 1, 28, 28, generator=generator), torch.randint(0, 10, (64,), generator=generator)
 
 
-def fit(net: torch.nn.Module, tmp_path: Path, *, lr: float, steps: int, every: int = 1, optimizer=None) -> RoleStats:
-    """Train ``net`` as a classifier on :func:`one_batch`, ``steps`` steps of plain SGD (or
-    ``optimizer``), with RoleStats(every_n_steps=every); returns the callback."""
-    loader = DataLoader(TensorDataset(*one_batch()), batch_size=64)
+def fit(
+    net: torch.nn.Module,
+    tmp_path: Path,
+    *,
+    lr: float,
+    steps: int,
+    every: int = 1,
+    optimizer=None,
+    accumulate: int = 1,
+) -> RoleStats:
+    """Train ``net`` as a classifier on :func:`one_batch` (in ``accumulate`` micro-batches), ``steps``
+    steps of plain SGD (or ``optimizer``), with RoleStats(every_n_steps=every); returns the callback."""
+    loader = DataLoader(TensorDataset(*one_batch()), batch_size=64 // accumulate)
     factory = optimizer or (lambda groups: torch.optim.SGD(groups, lr=lr))
     callback = RoleStats(every_n_steps=every)
     trainer = L.Trainer(
@@ -111,6 +120,7 @@ def fit(net: torch.nn.Module, tmp_path: Path, *, lr: float, steps: int, every: i
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[callback],
+        accumulate_grad_batches=accumulate,
     )
     trainer.fit(Classifier(net=net, optimizer=factory), train_dataloaders=loader)
     return callback
@@ -156,6 +166,19 @@ def test_statistics_equal_a_hand_computation(tmp_path, fused: bool) -> None:
         # plain SGD: W1 = W0 - lr * g, so ||W1 - W0|| / ||W0|| = lr ||g|| / ||W0||
         assert row[role]["update_ratio"] == pytest.approx(0.1 * grad.norm().item() / weight.norm().item(), rel=1e-4)
     assert row["q"]["expected_std"] == pytest.approx(1 / math.sqrt(3 * 16))
+
+
+def test_with_gradient_accumulation_the_gradient_is_the_accumulated_one(tmp_path) -> None:
+    """Two micro-batches of 32 accumulate the gradient of the mean loss over all 64 images."""
+    torch.manual_seed(0)
+    net = create_model("mlp", hidden_dims=[32], dropout=0.0)
+    start = copy.deepcopy(net)
+    row = at_step(fit(net, tmp_path, lr=0.1, steps=1, accumulate=2), 0)
+    images, labels = one_batch()
+    F.cross_entropy(start(images), labels).backward()
+    for role in ("hidden", "head"):
+        (layer,) = layers_of(start, role)
+        assert row[role]["grad_norm"] == pytest.approx(layer.weight.grad.norm().item(), rel=1e-4)
 
 
 def test_zero_learning_rate_gives_zero_updates_and_a_zero_weight_no_ratio(tmp_path) -> None:

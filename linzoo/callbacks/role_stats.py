@@ -11,11 +11,13 @@ step s starts from, over all layers of the role pooled:
     weight_std      std of all the role's weight entries pooled
     expected_std    the std the init gives them (linzoo.layers.init_std): sqrt(sum n_i e_i^2 / sum n_i)
                     over blocks of n_i entries and expected std e_i; empty for a weight that
-                    another kind of module owns (an LM head tied to its token embedding)
+                    another kind of module owns (an LM head tied to its token embedding). A run
+                    that starts from trained weights (init_from, ckpt_path) starts away from it.
     activation_rms  sqrt(mean y^2) over every output entry of the role's layers in step s's
                     forward (its first micro-batch)
     grad_norm       sqrt(sum of squared weight gradients) of step s (before clipping, after
-                    AMP unscaling); empty when the role's weights get no gradient (frozen)
+                    AMP unscaling, accumulated over trainer.accumulate_grad_batches); empty
+                    when the role's weights get no gradient (frozen)
     update_ratio    ||W_{s+1} - W_s|| / ||W_s|| (Frobenius, the role's weights together) over
                     the optimizer step; empty when ||W_s|| = 0
 
