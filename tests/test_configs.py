@@ -137,7 +137,7 @@ def test_trainer_and_debug_compose(compose_train, trainer: str, debug: str) -> N
 
 
 @pytest.mark.parametrize("logger", ["csv", "tensorboard", "[csv,tensorboard]"])
-@pytest.mark.parametrize("callbacks", ["default", "early_stopping", "none"])
+@pytest.mark.parametrize("callbacks", ["default", "early_stopping", "role_stats", "none"])
 def test_logger_and_callbacks_instantiate(compose_train, tmp_path, logger: str, callbacks: str) -> None:
     from linzoo.run.trainer import instantiate_all
 
@@ -146,6 +146,7 @@ def test_logger_and_callbacks_instantiate(compose_train, tmp_path, logger: str, 
     names = {type(c).__name__ for c in instantiate_all(cfg.get("callbacks"))}
     assert ("EarlyStopping" in names) == (callbacks == "early_stopping")
     assert ("ModelCheckpoint" in names) == (callbacks != "none")
+    assert ("RoleStats" in names) == (callbacks == "role_stats")
 
 
 def test_eval_config_composes(compose_eval, tmp_path) -> None:

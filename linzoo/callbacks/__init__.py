@@ -12,6 +12,7 @@ from linzoo.callbacks.latent_map import LatentMap
 from linzoo.callbacks.monitor import EarlyStopping, ModelCheckpoint
 from linzoo.callbacks.pictures import Pictures
 from linzoo.callbacks.reconstructions import ReconstructionGrid
+from linzoo.callbacks.role_stats import RoleStats
 from linzoo.callbacks.samples import SampleGrid, draw_samples
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ModelCheckpoint",
     "Pictures",
     "ReconstructionGrid",
+    "RoleStats",
     "SampleGrid",
     "TrainingCurves",
     "draw_samples",
