@@ -11,6 +11,7 @@
 #   scripts/run_transfer.sh            # in the background; prints where the log goes
 #   scripts/run_transfer.sh --wait     # in the foreground
 #   SEEDS="0 1 2" EPOCHS=3 scripts/run_transfer.sh   # the defaults
+#   MODELS=vit SEEDS="0 1" VIT_SOURCE_EPOCHS=4 scripts/run_transfer.sh   # a shorter ViT campaign
 #
 # Runs go to outputs/train/transfer-<stamp>/<model>-<variant>-seed<S>/ (console.log inside); a
 # finished run is skipped, so TRANSFER_STAMP=<stamp> continues an interrupted campaign. At the
@@ -26,11 +27,13 @@ STAMP=${TRANSFER_STAMP:-$(date -u +%Y-%m-%d_%H-%M-%S)}
 CAMPAIGN=outputs/train/transfer-$STAMP
 SEEDS=${SEEDS:-0 1 2}
 EPOCHS=${EPOCHS:-3}
+MODELS=${MODELS:-cnn vit}
+VIT_SOURCE_EPOCHS=${VIT_SOURCE_EPOCHS:-10}  # the ViT's MNIST run: model=transformer's own 10 epochs
 
 # Each model: its MNIST recipe (the source), and the same recipe on Fashion-MNIST (the target).
 declare -A SOURCE=(
   [cnn]="experiment=cnn_fast data.source=full seed=0"
-  [vit]="model=transformer data.source=full seed=0"
+  [vit]="model=transformer data.source=full trainer.max_epochs=$VIT_SOURCE_EPOCHS seed=0"
 )
 declare -A TARGET=(
   [cnn]="experiment=cnn_fast data=fashion_mnist trainer.max_epochs=$EPOCHS"
@@ -65,7 +68,7 @@ variant_overrides() {  # variant_overrides <variant> <source dir>
 
 campaign() {
   local model seed variant source
-  for model in cnn vit; do
+  for model in $MODELS; do
     source=$CAMPAIGN/$model-source-seed0
     # shellcheck disable=SC2086  # the overrides are lists
     run "$source" ${SOURCE[$model]}
@@ -84,7 +87,7 @@ mkdir -p "$CAMPAIGN"
 if [[ ${1:-} == --wait ]]; then
   campaign 2>&1 | tee -a "$CAMPAIGN/campaign.log"
 else
-  nohup bash -c "$(declare -p SOURCE TARGET VARIANTS CAMPAIGN PYTHON SEEDS); $(declare -f run variant_overrides campaign); campaign" \
+  nohup bash -c "$(declare -p SOURCE TARGET VARIANTS CAMPAIGN PYTHON SEEDS MODELS); $(declare -f run variant_overrides campaign); campaign" \
     >>"$CAMPAIGN/campaign.log" 2>&1 &
   echo "Campaign running in the background (pid $!): tail -f $CAMPAIGN/campaign.log"
   echo "Continue an interrupted one with TRANSFER_STAMP=$STAMP $0"
