@@ -319,6 +319,8 @@ def _check_known_keys(section: str, node: DictConfig) -> None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     valid = [name for name in parameters if name != "self"]
+    if section == "optimizer":  # linzoo's per-role lr multipliers, taken off before torch.optim sees them
+        valid.append("roles")
     for key in node:
         if str(key).startswith("_") or key in valid:
             continue

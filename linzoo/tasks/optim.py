@@ -51,8 +51,9 @@ class WarmupCosine(torch.optim.lr_scheduler.SequentialLR):
         base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
         if len(set(base_lrs)) > 1 and min_lr_ratio:
             raise UserValueError(
-                f"min_lr_ratio={min_lr_ratio} needs one base lr for every parameter group, got {base_lrs}; "
-                "CosineAnnealingLR takes a single eta_min. Use min_lr_ratio=0 or one lr."
+                f"min_lr_ratio={min_lr_ratio} needs one base lr for every parameter group, got {base_lrs} "
+                "(linear=mup and optimizer.roles.<role>.lr_mult give groups their own lrs); CosineAnnealingLR "
+                "takes a single eta_min. Use scheduler.min_lr_ratio=0 or one lr."
             )
         warmup = torch.optim.lr_scheduler.LinearLR(
             optimizer, start_factor=1 / max(1, warmup_steps), end_factor=1.0, total_iters=max(1, warmup_steps - 1)
