@@ -401,14 +401,16 @@ class FactoryLinear(nn.Linear):
         chunks: int = 1,
         sub_roles: tuple[str, ...] = (),
         block_specs: tuple[LinearSpec, ...] = (),
+        in_is_width: bool = True,
     ) -> None:
         # Set before nn.Linear.__init__, which calls reset_parameters() exactly once.
         self.role = role
+        self.mup_class = mup_class(role, in_is_width=in_is_width)  # input, hidden, output or fixed
         self.spec = spec
         self.chunks = chunks
         self.sub_roles = sub_roles
         self.block_specs = block_specs or (spec,) * chunks
-        self.input_scale, self.weight_scale, self.bias_scale = _mup_scales(role, spec)
+        self.input_scale, self.weight_scale, self.bias_scale = _mup_scales(self.mup_class, spec)
         super().__init__(in_features, out_features, bias=spec.bias, device=spec.device, dtype=spec.torch_dtype)
         self.adapter: nn.Module | None = None
 
@@ -487,9 +489,16 @@ class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
         chunks: int = 1,
         sub_roles: tuple[str, ...] = (),
         block_specs: tuple[LinearSpec, ...] = (),
+        in_is_width: bool = True,
     ) -> None:
         super().__init__(
-            0, 0, role=role, spec=dataclasses.replace(spec, bias=False), chunks=chunks, sub_roles=sub_roles
+            0,
+            0,
+            role=role,
+            spec=dataclasses.replace(spec, bias=False),
+            chunks=chunks,
+            sub_roles=sub_roles,
+            in_is_width=in_is_width,
         )
         self.spec = spec
         self.block_specs = block_specs or (spec,) * chunks
@@ -520,6 +529,7 @@ def make_linear(
     spec: LinearSpec | Mapping[str, Any] | None = None,
     chunks: int = 1,
     sub_roles: tuple[str, ...] = (),
+    in_is_width: bool = True,
 ) -> FactoryLinear:
     """Build the Linear for ``role`` from ``spec``: the one way linzoo makes an affine map.
 
@@ -532,6 +542,9 @@ def make_linear(
         sub_roles: names of the row blocks, from :data:`SUB_ROLES` of ``role`` (``("q", "k", "v")``
             for a fused Q/K/V projection, ``("q",)`` for a separate Q); sets ``chunks``. Each
             block gets ``spec.for_role(sub_role)``: the role's options, then the sub-role's.
+        in_is_width: False when ``in_features`` is a fixed input size that does not grow with
+            the model width (the MLP's first Linear); muP then treats a hidden-role layer as an
+            input layer (linzoo.layers.mup). No effect without muP.
 
     Returns:
         A :class:`FactoryLinear` (an ``nn.Linear``), or a :class:`FactoryLazyLinear`.
@@ -557,19 +570,25 @@ def make_linear(
         raise UserValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
     for sub_role, block_spec in zip(sub_roles or (role,), block_specs or (layer_spec,)):
         _check_mup_init(sub_role, block_spec)
-    options = {"role": role, "spec": layer_spec, "chunks": chunks, "sub_roles": sub_roles, "block_specs": block_specs}
+    options = {
+        "role": role,
+        "spec": layer_spec,
+        "chunks": chunks,
+        "sub_roles": sub_roles,
+        "block_specs": block_specs,
+        "in_is_width": in_is_width,
+    }
     if in_features is None:
         return FactoryLazyLinear(out_features, **options)
     return FactoryLinear(in_features, out_features, **options)
 
 
-def _mup_scales(role: str, spec: LinearSpec) -> tuple[float, float, float]:
-    """(input scale, weight init scale, bias init scale) of a layer of ``role`` under muP:
+def _mup_scales(klass: str, spec: LinearSpec) -> tuple[float, float, float]:
+    """(input scale, weight init scale, bias init scale) of a layer of muP class ``klass``:
     output: (output_mult / m, sqrt(m), sqrt(m)); hidden: (1, 1, sqrt(m)); else (1, 1, 1)."""
     if spec.mup is None:
         return 1.0, 1.0, 1.0
     m = spec.width_mult
-    klass = mup_class(role)
     if klass == "output":
         return spec.mup.output_mult / m, math.sqrt(m), math.sqrt(m)
     if klass == "hidden":

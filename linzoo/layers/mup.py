@@ -10,6 +10,9 @@ m = width / base_width is the width multiplier (``spec.width`` comes from the mo
     output  head, lm_head                                          [fin, inf]
     fixed   token_mix (MLP-Mixer: [token_mlp_dim, num_patches])   [fin, fin]
 
+A hidden-role layer that reads a fixed-size input (the MLP's first Linear reads the flattened
+image) is an input layer: the model says so with ``make_linear(..., in_is_width=False)``.
+
 token_mix is the one deviation from issue 22's table: its weight maps the patch axis
 (num_patches) to token_mlp_dim, neither of which grows with the model width, so by mup's
 own shape rule it has no infinite dimension (lr x1, init unchanged; width enters only as a
@@ -105,14 +108,15 @@ class MupSpec:
             raise ConfigError("linear.mup.output_mult", self.output_mult, "a number > 0", "linear.mup.output_mult=1.0")
 
 
-def mup_class(role: str) -> str:
-    """``"input"``, ``"hidden"``, ``"output"`` or ``"fixed"`` for a role or sub-role."""
-    return MUP_CLASSES[role]
+def mup_class(role: str, *, in_is_width: bool = True) -> str:
+    """``"input"``, ``"hidden"``, ``"output"`` or ``"fixed"`` for a role or sub-role; a hidden-role
+    layer whose input size does not grow with width (``in_is_width=False``) is ``"input"``."""
+    klass = MUP_CLASSES[role]
+    return "input" if klass == "hidden" and not in_is_width else klass
 
 
-def parameter_kind(role: str, *, is_bias: bool) -> str:
-    """:data:`MATRIX`, :data:`VECTOR` or :data:`FIXED` for a Linear's weight or bias of ``role``."""
-    klass = mup_class(role)
+def parameter_kind(klass: str, *, is_bias: bool) -> str:
+    """:data:`MATRIX`, :data:`VECTOR` or :data:`FIXED` for a weight or bias of a layer of muP class ``klass``."""
     if klass == "fixed" or (is_bias and klass == "output"):
         return FIXED
     if klass == "hidden" and not is_bias:

@@ -52,6 +52,7 @@ class MLP(HeadlessMixin, nn.Module):
             activation=activation,
             dropout=dropout,
             spec=spec,
+            reads_input=True,  # muP: the first hidden Linear is the input layer
         )
         self.features = nn.Sequential(nn.Flatten(), *layers)
         self.num_features, self.num_classes = width, num_classes

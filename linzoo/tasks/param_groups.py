@@ -27,7 +27,7 @@ from torch import nn
 
 from linzoo.common.errors import UserValueError, did_you_mean
 from linzoo.layers.linear import ROLES
-from linzoo.layers.mup import FIXED, VECTOR, lr_multipliers, parameter_kind
+from linzoo.layers.mup import FIXED, VECTOR, lr_multipliers, mup_class, parameter_kind
 from linzoo.tasks.optim import OptimizerFactory, weight_decay_groups
 
 __all__ = ["build_optimizer", "check_role_lr_mults", "role_param_groups", "split_role_options"]
@@ -90,7 +90,8 @@ def _parameter_roles(net: nn.Module) -> dict[int, tuple[str, str, float]]:
             continue
         layer_mult = module.spec.width_mult
         for name, parameter in module.named_parameters(recurse=False):
-            kind = parameter_kind(role, is_bias=name == "bias") if uses_mup else FIXED
+            klass = getattr(module, "mup_class", None) or mup_class(role)  # TransposedLinear: by role
+            kind = parameter_kind(klass, is_bias=name == "bias") if uses_mup else FIXED
             info.setdefault(id(parameter), (role, kind, layer_mult))
         adapter = getattr(module, "adapter", None)
         if adapter is not None:
