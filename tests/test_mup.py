@@ -209,7 +209,7 @@ def test_coord_check_mup_is_flat_and_sp_output_grows(tmp_path) -> None:
     from linzoo.run.coord_check import main
 
     out = tmp_path / "cc.json"
-    result = main(["model=mlp", "widths=[64,256,1024]", "steps=3", f"out={out}"])
+    result = main(["model=mlp", "widths=[64,256,1024]", "steps=3", "seeds=[0]", f"out={out}"])
     assert out.is_file() and (tmp_path / "cc_sp.png").is_file() and (tmp_path / "cc_mup.png").is_file()
     assert result["steps"] == 3 and set(result["mup"]) == {"hidden", "head"}
     for role, by_width in result["mup"].items():
@@ -217,3 +217,16 @@ def test_coord_check_mup_is_flat_and_sp_output_grows(tmp_path) -> None:
         assert max(values) / min(values) <= 2.0, (role, values)
     sp_head = result["sp"]["head"]
     assert sp_head[1024] > 2.0 * sp_head[64], sp_head
+
+
+@pytest.mark.parametrize("model", ["transformer", "mixer"])
+def test_coord_check_runs_for_transformer_and_mixer(tmp_path, model: str) -> None:
+    from linzoo.run.coord_check import coord_check
+
+    result = coord_check(model=model, widths=[32, 64], steps=2, seeds=[0], overrides=["model.net.depth=1"])
+    roles = {"patch", "head", *(("q", "k", "v", "attn_out", "ffn_in", "ffn_out") if model == "transformer" else ())}
+    roles |= {"token_mix", "channel_mix"} if model == "mixer" else set()
+    assert set(result["mup"]) == set(result["sp"]) == roles
+    assert all(len(steps) == 2 for steps in result["by_step"]["mup"]["head"].values())
+    # at the base width (the narrowest) muP is SP: the same numbers
+    assert result["mup"]["head"][32] == result["sp"]["head"][32]

@@ -5,8 +5,9 @@
 For each parametrization (SP: ``linear=default``; muP: ``linear=mup`` with base_width = the
 narrowest width) and each width, it builds the net and optimizer as train does (the configs
 composed with Hydra, ``linzoo.tasks.param_groups.build_optimizer``), trains ``steps`` steps
-(default 4) of cross-entropy on generated images and labels (fixed seed, batch 64) at a fixed
-lr, and records each role's mean |output| in the forward of every step (hooks on the factory
+(default 4) of cross-entropy on generated images and labels (per seed, batch 64) at a fixed
+lr (``lr=``, default the config's optimizer.lr; a few times it shows SP's blow-up more
+clearly: ``model=transformer lr=0.01``), and records each role's mean |output| in the forward of every step (hooks on the factory
 Linears; a fused Q/K/V projection is split into its q, k, v blocks). Dropout is off.
 
 Writes ``{"sp": {role: {width: value}}, "mup": {...}, "steps": N, "by_step": {...}}`` (value:
@@ -14,7 +15,8 @@ the last step's, averaged over ``seeds``) and one PNG per parametrization next t
 (``<out>_sp.png``, ``<out>_mup.png``). Under muP every role should stay within ~2x across widths;
 under SP the output (head) grows with width. Models: mlp, transformer, mixer.
 
-Other ``key=value`` arguments are train.yaml overrides (``optimizer=sgd``, ``optimizer.lr=0.1``).
+Other ``key=value`` arguments are train.yaml overrides (``optimizer=sgd``, ``optimizer.lr=0.1``);
+``linear.mup.*`` ones (``linear.mup.zero_readout=true``) reach the muP runs only.
 Width: mlp ``hidden_dims`` (scaled together from the config's), transformer ``dim``,
 mixer ``dim`` and ``channel_mlp_dim`` (token_mlp_dim stays).
 """
@@ -43,7 +45,7 @@ __all__ = ["RoleOutputs", "coord_check", "main"]
 
 MODELS = ("mlp", "transformer", "mixer")
 PARAMETRIZATIONS = ("sp", "mup")
-OPTIONS = {"model": "mlp", "widths": [64, 256, 1024], "out": "coord_check.json", "steps": 4, "seeds": [0]}
+OPTIONS = {"model": "mlp", "widths": [64, 256, 1024], "out": "coord_check.json", "steps": 4, "seeds": [0, 1], "lr": None}
 BATCH_SIZE = 64
 
 
@@ -140,10 +142,14 @@ def coord_check(
     else:
         context = initialize_config_dir(config_dir=where, version_base="1.3")
     with context:
-        common = [f"model={model}", "model.net.dropout=0.0", "scheduler=none", *overrides]
+        mup_only = [o for o in overrides if o.lstrip("+~").startswith("linear.mup.")]
+        common = [f"model={model}", "model.net.dropout=0.0", "scheduler=none"]
+        common += [o for o in overrides if o not in mup_only]
         net_cfg = compose("train", overrides=common).model.net
         for parametrization in PARAMETRIZATIONS:
-            linear = ["linear=default"] if parametrization == "sp" else ["linear=mup", f"linear.mup.base_width={base}"]
+            linear = ["linear=default"]
+            if parametrization == "mup":
+                linear = ["linear=mup", f"linear.mup.base_width={base}", *mup_only]
             for width in widths:
                 cfg = compose("train", overrides=[*common, *linear, *width_overrides(model, width, net_cfg)])
                 runs = [_train_steps(cfg, steps=steps, seed=seed) for seed in seeds]
@@ -181,7 +187,7 @@ def plot(result: dict[str, Any], parametrization: str, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """``key=value`` arguments: model, widths, out, steps, seeds, base_width; the rest go to train.yaml."""
+    """``key=value`` arguments: model, widths, out, steps, seeds, lr, base_width; the rest go to train.yaml."""
     options: dict[str, Any] = dict(OPTIONS)
     options["base_width"] = None
     overrides = []
@@ -192,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else:
             overrides.append(argument)
     seeds = options["seeds"] if isinstance(options["seeds"], list) else [options["seeds"]]
+    if options["lr"] is not None:
+        overrides.append(f"optimizer.lr={options['lr']}")
     result = coord_check(
         model=options["model"],
         widths=options["widths"],
