@@ -45,7 +45,14 @@ __all__ = ["RoleOutputs", "coord_check", "main"]
 
 MODELS = ("mlp", "transformer", "mixer")
 PARAMETRIZATIONS = ("sp", "mup")
-OPTIONS = {"model": "mlp", "widths": [64, 256, 1024], "out": "coord_check.json", "steps": 4, "seeds": [0, 1], "lr": None}
+OPTIONS = {
+    "model": "mlp",
+    "widths": [64, 256, 1024],
+    "out": "coord_check.json",
+    "steps": 4,
+    "seeds": [0, 1],
+    "lr": None,
+}
 BATCH_SIZE = 64
 
 
