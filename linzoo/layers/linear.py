@@ -470,7 +470,8 @@ class FactoryLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         sub_roles = f", sub_roles={','.join(self.sub_roles)}" if self.sub_roles else ""
-        return f"{super().extra_repr()}, role={self.role}{sub_roles}, init={self.spec.init}"
+        mup = f", mup={self.mup_class}" if self.spec.mup is not None else ""
+        return f"{super().extra_repr()}, role={self.role}{sub_roles}, init={self.spec.init}{mup}"
 
 
 class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
