@@ -230,3 +230,12 @@ def test_coord_check_runs_for_transformer_and_mixer(tmp_path, model: str) -> Non
     assert all(len(steps) == 2 for steps in result["by_step"]["mup"]["head"].values())
     # at the base width (the narrowest) muP is SP: the same numbers
     assert result["mup"]["head"][32] == result["sp"]["head"][32]
+
+
+def test_optimizer_roles_of_absent_roles_are_warned_about(caplog) -> None:
+    from linzoo.run.validation import warn_unused_role_overrides
+
+    net = build("mlp")
+    optimizer = {"roles": {"qkv": {"lr_mult": 0.5}, "head": {"lr_mult": 2.0}, "patch": {"lr_mult": None}}}
+    assert warn_unused_role_overrides(optimizer, net, setting="optimizer.roles") == ["qkv"]
+    assert "optimizer.roles.qkv.*" in caplog.text
