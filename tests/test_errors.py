@@ -136,7 +136,7 @@ def test_an_unknown_group_option_lists_the_options(compose_train, override, expe
     [
         (
             "linear=schema",
-            "linear=schema: no such option. Expected one of: default, gpt2, kaiming, trunc_normal, xavier.",
+            "linear=schema: no such option. Expected one of: default, gpt2, kaiming, mup, trunc_normal, xavier.",
         ),
         (
             "data=schema/datamodule",

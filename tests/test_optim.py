@@ -59,9 +59,18 @@ def test_resumes_from_its_own_state_and_from_the_former_lambdalr_state() -> None
             resumed.step()
 
 
-def test_min_lr_ratio_needs_one_base_lr() -> None:
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_min_lr_ratio_with_several_base_lrs_decays_each_group_to_its_own_floor(warmup: int) -> None:
+    # Parameter groups with their own lrs (linear=mup, optimizer.roles.<role>.lr_mult).
     weight, bias = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.SGD([{"params": [weight]}, {"params": [bias], "lr": 0.5}], lr=0.1)
-    with pytest.raises(ValueError, match="min_lr_ratio"):
-        cosine(opt, total_steps=10, min_lr_ratio=0.1)
-    cosine(opt, total_steps=10)  # min_lr_ratio=0: any base lrs
+    schedule = cosine(opt, total_steps=20, warmup_steps=warmup, min_lr_ratio=0.1)
+    for step in range(21):
+        factor = former_factor(step, total=20, warmup=warmup, min_ratio=0.1)
+        assert [group["lr"] for group in opt.param_groups] == pytest.approx([0.1 * factor, 0.5 * factor]), step
+        opt.step()
+        schedule.step()
+    state = schedule.state_dict()
+    resumed = WarmupCosine(opt, total_steps=20, warmup_steps=warmup, min_lr_ratio=0.1)
+    resumed.load_state_dict(state)
+    assert resumed.last_epoch == schedule.last_epoch

@@ -12,12 +12,16 @@ from torch import nn
 from linzoo.common.errors import UserValueError
 from linzoo.layers.kv_cache import KVCache
 from linzoo.layers.linear import SUB_ROLES, LinearSpec, as_linear_spec, make_linear
+from linzoo.layers.mup import attention_scale
 
 __all__ = ["Attention"]
 
 
 class Attention(nn.Module):
     """softmax(Q Kᵀ / sqrt(head_dim)) V over ``num_heads`` heads, then an out-projection.
+
+    Under muP (``linear.mup``) the logits are scaled by 1 / sqrt(head_dim * m) = sqrt(d_base) / d
+    instead (linzoo.layers.mup.attention_scale): 1/sqrt(d) at the base width, ~1/d as width grows.
 
     x: [B, T, dim] -> [B, T, dim]. Q, K, V are three Linears of role ``"qkv"`` with sub-roles
     ``q``, ``k``, ``v`` (or one fused ``dim -> 3 * dim`` Linear whose row blocks are the sub-roles
@@ -63,6 +67,8 @@ class Attention(nn.Module):
         self.causal = causal
         self.dropout = dropout
         self.fused_qkv = fused_qkv
+        # None: scaled_dot_product_attention's own 1/sqrt(head_dim).
+        self.scale = None if spec.mup is None else attention_scale(self.head_dim, spec.width_mult)
         if fused_qkv:
             self.qkv_proj = make_linear(dim, 3 * dim, role="qkv", spec=qkv_spec, sub_roles=("q", "k", "v"))
         else:
@@ -95,6 +101,7 @@ class Attention(nn.Module):
             attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=self.causal and past == 0,
+            scale=self.scale,
         )
         out = out.transpose(1, 2).reshape(batch, length, self.dim)
         return self.out_proj(out)

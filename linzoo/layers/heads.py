@@ -34,6 +34,11 @@ class ClassificationHead(nn.Module):
     ) -> None:
         super().__init__()
         spec = as_linear_spec(linear)
+        if spec.mup is not None and hidden_dims:
+            raise UserValueError(
+                f"linear=mup needs a one-Linear head (the output layer), got head hidden_dims={list(hidden_dims)}; "
+                "muP has one readout per net. Fix: head_hidden_dims=[] (or linear=default)."
+            )
         layers, width = hidden_layers(
             in_features, hidden_dims, role="head", activation=activation, dropout=dropout, spec=spec
         )
@@ -90,6 +95,10 @@ class LMHead(nn.Module):
     storage, counted once by ``model.parameters()``): logits = h Eᵀ (+ b).
     Calling ``reset_parameters()`` on the projection of a tied head would re-initialise
     the embedding too, so initialise the embedding after building the head.
+
+    muP (``linear.mup``): the head is the output layer, logits = (h * output_mult / m) Wᵀ + b.
+    Tied, W is the token embedding and keeps the embedding's rule (input-like: its own init,
+    Adam lr x1, SGD lr x m); only the output multiplier output_mult / m stays with the head.
     """
 
     def __init__(

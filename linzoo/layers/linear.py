@@ -29,6 +29,7 @@ from torch import nn
 
 from linzoo.common.checks import check_dataclass_types, check_value_type
 from linzoo.common.errors import ConfigError, UserTypeError, UserValueError, did_you_mean
+from linzoo.layers.mup import MupSpec, mup_class
 
 __all__ = [
     "BIAS_INITS",
@@ -73,6 +74,10 @@ RESIDUAL_ROLES: tuple[str, ...] = ("attn_out", "ffn_out")
 
 POLICIES: tuple[str, ...] = ("none", "gpt2")
 
+# Weight schemes whose scale goes like 1/sqrt(fan_in) (kaiming_* only with mode=fan_in), the ones
+# muP builds on; zeros is fine too. linear.mup refuses the others (fixed-std or fan-out schemes).
+FAN_IN_INITS: tuple[str, ...] = ("default", "kaiming_uniform", "kaiming_normal", "lecun_normal", "zeros")
+
 # Trunc-normal at +-2 std has standard deviation 0.8796... of the untruncated one.
 _TRUNC_STD_FACTOR = 0.87962566103423978
 
@@ -108,6 +113,9 @@ class LinearSpec:
             They are applied after the policy, so they always win.
         device: device of new parameters (``"meta"`` for deferred init), or None.
         dtype: dtype name of new parameters (``"bfloat16"``, ...) or None for the default.
+        width: the model's width (muP's m = width / mup.base_width); models fill it in
+            (``spec.with_width``): MLP hidden_dims[0], transformer/lm/mixer dim.
+        mup: muP options (:class:`linzoo.layers.mup.MupSpec`, ``linear=mup``) or None for SP.
     """
 
     bias: bool = True
@@ -124,9 +132,17 @@ class LinearSpec:
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str | None = None
     dtype: str | None = None
+    width: int | None = None
+    mup: MupSpec | None = None
 
     def __post_init__(self) -> None:
         check_dataclass_types(self, prefix="linear.")  # bias="no" is an error, not True
+        if isinstance(self.mup, Mapping):  # from a config or a checkpoint
+            self.mup = _mup_spec(self.mup)
+        if self.mup is not None and not isinstance(self.mup, MupSpec):
+            raise UserTypeError(f"linear.mup must be a MupSpec, a mapping or null, not {type(self.mup).__name__}.")
+        if self.width is not None and self.width < 1:
+            raise ConfigError("linear.width", self.width, "an integer >= 1", "leave linear.width to the model")
         if self.std <= 0:
             raise ConfigError("linear.std", self.std, "a standard deviation > 0", "linear.std=0.02")
         _check_name("linear.init", self.init, WEIGHT_INITS)
@@ -153,6 +169,23 @@ class LinearSpec:
         """A copy whose ``num_layers`` is set (models with residual blocks call this)."""
         return dataclasses.replace(self, num_layers=num_layers)
 
+    def with_width(self, width: int) -> LinearSpec:
+        """A copy whose ``width`` is set (models call this; muP's m = width / mup.base_width)."""
+        return dataclasses.replace(self, width=width)
+
+    @property
+    def width_mult(self) -> float:
+        """muP's m = width / mup.base_width; 1.0 without muP."""
+        if self.mup is None:
+            return 1.0
+        if self.width is None:
+            raise UserValueError(
+                "linear=mup needs the model's width, and this model does not set it (spec.with_width). "
+                "muP covers the models whose Linears carry the width: mlp, transformer, lm and mixer. "
+                "Fix: use linear=default with this model, or one of those models."
+            )
+        return self.width / self.mup.base_width
+
     def with_role(self, role: str, **overrides: Any) -> LinearSpec:
         """A copy with ``overrides`` added to ``roles[role]``, e.g. ``with_role("qkv", bias=False)``."""
         merged = {**self.roles.get(role, {}), **overrides}
@@ -175,6 +208,10 @@ class LinearSpec:
                         "no num_layers; build it with spec.with_depth(num_layers)."
                     )
                 resolved["std"] = 0.02 / math.sqrt(2 * self.num_layers)
+        if self.mup is not None:
+            zero = (self.mup.zero_query and role == "q") or (self.mup.zero_readout and mup_class(role) == "output")
+            if zero:
+                resolved.update(init="zeros", bias_init="zeros")
         if parent is not None:
             resolved.update(self.roles.get(parent, {}))
         resolved.update(self.roles.get(role, {}))
@@ -195,7 +232,15 @@ def override_roles() -> tuple[str, ...]:
 
 def overridable_fields() -> tuple[str, ...]:
     """Fields a per-role override may set."""
-    return tuple(f.name for f in fields(LinearSpec) if f.name not in ("roles", "policy", "num_layers"))
+    return tuple(f.name for f in fields(LinearSpec) if f.name not in ("roles", "policy", "num_layers", "width", "mup"))
+
+
+def _mup_spec(options: Mapping[str, Any]) -> MupSpec:
+    """``linear.mup`` from a mapping; an unknown key is refused with the valid ones."""
+    valid = tuple(f.name for f in fields(MupSpec))
+    for key in options:
+        _check_name("linear.mup.<key>", key, valid, what="key")
+    return MupSpec(**{key: options[key] for key in options})
 
 
 def _check_name(setting: str, value: Any, valid: Mapping[str, Any] | tuple[str, ...], *, what: str = "value") -> None:
@@ -340,6 +385,10 @@ class FactoryLinear(nn.Linear):
 
     ``adapter`` is an optional module added to the output (a LoRA update, linzoo.layers.lora);
     None by default, so the layer computes exactly ``F.linear``.
+
+    Under muP (``spec.mup``, linzoo.layers.mup) an output-role layer computes
+    F.linear(x * output_mult / m, W, b) and starts with W (and a ``default`` bias) times sqrt(m);
+    a hidden-role layer's ``default`` bias starts times sqrt(m). At m = 1 nothing changes.
     """
 
     def __init__(
@@ -352,13 +401,16 @@ class FactoryLinear(nn.Linear):
         chunks: int = 1,
         sub_roles: tuple[str, ...] = (),
         block_specs: tuple[LinearSpec, ...] = (),
+        in_is_width: bool = True,
     ) -> None:
         # Set before nn.Linear.__init__, which calls reset_parameters() exactly once.
         self.role = role
+        self.mup_class = mup_class(role, in_is_width=in_is_width)  # input, hidden, output or fixed
         self.spec = spec
         self.chunks = chunks
         self.sub_roles = sub_roles
         self.block_specs = block_specs or (spec,) * chunks
+        self.input_scale, self.weight_scale, self.bias_scale = _mup_scales(self.mup_class, spec)
         super().__init__(in_features, out_features, bias=spec.bias, device=spec.device, dtype=spec.torch_dtype)
         self.adapter: nn.Module | None = None
 
@@ -368,15 +420,23 @@ class FactoryLinear(nn.Linear):
         with torch.no_grad():
             for block, block_spec in zip(self.weight.chunk(self.chunks, dim=0), self.block_specs, strict=True):
                 WEIGHT_INITS[block_spec.init](block, block_spec)
+            if self.weight_scale != 1.0:
+                self.weight.mul_(self.weight_scale)
             if self.bias is None:
                 return
             if len({(s.bias_init, s.bias_value) for s in self.block_specs}) == 1:  # one scheme: the whole bias
                 BIAS_INITS[self.block_specs[0].bias_init](self.bias, self.block_specs[0], self.in_features)
-                return
-            for block, block_spec in zip(self.bias.chunk(self.chunks), self.block_specs, strict=True):
-                BIAS_INITS[block_spec.bias_init](block, block_spec, self.in_features)
+            else:
+                for block, block_spec in zip(self.bias.chunk(self.chunks), self.block_specs, strict=True):
+                    BIAS_INITS[block_spec.bias_init](block, block_spec, self.in_features)
+            if self.bias_scale != 1.0:  # only the fan-in ("default") scheme depends on the width
+                for block, block_spec in zip(self.bias.chunk(self.chunks), self.block_specs, strict=True):
+                    if block_spec.bias_init == "default":
+                        block.mul_(self.bias_scale)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.input_scale != 1.0:  # muP output layer: x * output_mult / m
+            input = input * self.input_scale
         try:
             output = F.linear(input, self.weight, self.bias)
         except RuntimeError as error:
@@ -410,7 +470,8 @@ class FactoryLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         sub_roles = f", sub_roles={','.join(self.sub_roles)}" if self.sub_roles else ""
-        return f"{super().extra_repr()}, role={self.role}{sub_roles}, init={self.spec.init}"
+        mup = f", mup={self.mup_class}" if self.spec.mup is not None else ""
+        return f"{super().extra_repr()}, role={self.role}{sub_roles}, init={self.spec.init}{mup}"
 
 
 class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
@@ -429,9 +490,16 @@ class FactoryLazyLinear(nn.modules.lazy.LazyModuleMixin, FactoryLinear):
         chunks: int = 1,
         sub_roles: tuple[str, ...] = (),
         block_specs: tuple[LinearSpec, ...] = (),
+        in_is_width: bool = True,
     ) -> None:
         super().__init__(
-            0, 0, role=role, spec=dataclasses.replace(spec, bias=False), chunks=chunks, sub_roles=sub_roles
+            0,
+            0,
+            role=role,
+            spec=dataclasses.replace(spec, bias=False),
+            chunks=chunks,
+            sub_roles=sub_roles,
+            in_is_width=in_is_width,
         )
         self.spec = spec
         self.block_specs = block_specs or (spec,) * chunks
@@ -462,6 +530,7 @@ def make_linear(
     spec: LinearSpec | Mapping[str, Any] | None = None,
     chunks: int = 1,
     sub_roles: tuple[str, ...] = (),
+    in_is_width: bool = True,
 ) -> FactoryLinear:
     """Build the Linear for ``role`` from ``spec``: the one way linzoo makes an affine map.
 
@@ -474,6 +543,9 @@ def make_linear(
         sub_roles: names of the row blocks, from :data:`SUB_ROLES` of ``role`` (``("q", "k", "v")``
             for a fused Q/K/V projection, ``("q",)`` for a separate Q); sets ``chunks``. Each
             block gets ``spec.for_role(sub_role)``: the role's options, then the sub-role's.
+        in_is_width: False when ``in_features`` is a fixed input size that does not grow with
+            the model width (the MLP's first Linear); muP then treats a hidden-role layer as an
+            input layer (linzoo.layers.mup). No effect without muP.
 
     Returns:
         A :class:`FactoryLinear` (an ``nn.Linear``), or a :class:`FactoryLazyLinear`.
@@ -497,10 +569,44 @@ def make_linear(
         layer_spec = _one_layer_spec(role, sub_roles, block_specs)
     if out_features % chunks != 0:
         raise UserValueError(f"out_features={out_features} is not divisible by chunks={chunks}.")
-    options = {"role": role, "spec": layer_spec, "chunks": chunks, "sub_roles": sub_roles, "block_specs": block_specs}
+    for sub_role, block_spec in zip(sub_roles or (role,), block_specs or (layer_spec,)):
+        _check_mup_init(sub_role, block_spec)
+    options = {
+        "role": role,
+        "spec": layer_spec,
+        "chunks": chunks,
+        "sub_roles": sub_roles,
+        "block_specs": block_specs,
+        "in_is_width": in_is_width,
+    }
     if in_features is None:
         return FactoryLazyLinear(out_features, **options)
     return FactoryLinear(in_features, out_features, **options)
+
+
+def _mup_scales(klass: str, spec: LinearSpec) -> tuple[float, float, float]:
+    """(input scale, weight init scale, bias init scale) of a layer of muP class ``klass``:
+    output: (output_mult / m, sqrt(m), sqrt(m)); hidden: (1, 1, sqrt(m)); else (1, 1, 1)."""
+    if spec.mup is None:
+        return 1.0, 1.0, 1.0
+    m = spec.width_mult
+    if klass == "output":
+        return spec.mup.output_mult / m, math.sqrt(m), math.sqrt(m)
+    if klass == "hidden":
+        return 1.0, 1.0, math.sqrt(m)
+    return 1.0, 1.0, 1.0
+
+
+def _check_mup_init(role: str, spec: LinearSpec) -> None:
+    """muP builds on fan-in inits (variance ~ 1/fan_in); refuse fixed-std or fan-out schemes."""
+    if spec.mup is None:
+        return
+    if spec.init not in FAN_IN_INITS or (spec.init.startswith("kaiming") and spec.mode != "fan_in"):
+        raise UserValueError(
+            f"linear=mup: role '{role}' has init={spec.init} (mode={spec.mode}), whose scale does not go like "
+            f"1/sqrt(fan_in); muP rescales fan-in inits only ({', '.join(FAN_IN_INITS)}; kaiming_* with "
+            "mode=fan_in). Fix: linear.init=default (or drop the role's init override)."
+        )
 
 
 def _one_layer_spec(role: str, sub_roles: tuple[str, ...], block_specs: tuple[LinearSpec, ...]) -> LinearSpec:

@@ -22,12 +22,18 @@ def hidden_layers(
     activation: str,
     dropout: float,
     spec: LinearSpec,
+    reads_input: bool = False,
 ) -> tuple[list[nn.Module], int]:
-    """[Linear(role), activation, Dropout] per entry of ``hidden_dims``; returns (layers, output width)."""
+    """[Linear(role), activation, Dropout] per entry of ``hidden_dims``; returns (layers, output width).
+
+    ``reads_input``: the first Linear reads the net's fixed-size input (muP: an input layer).
+    """
     layers: list[nn.Module] = []
     width = in_features
-    for hidden in hidden_dims:
-        layers += [make_linear(width, hidden, role=role, spec=spec), make_activation(activation), nn.Dropout(dropout)]
+    for index, hidden in enumerate(hidden_dims):
+        in_is_width = not (reads_input and index == 0)
+        layer = make_linear(width, hidden, role=role, spec=spec, in_is_width=in_is_width)
+        layers += [layer, make_activation(activation), nn.Dropout(dropout)]
         width = hidden
     return layers, width
 

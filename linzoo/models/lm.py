@@ -49,7 +49,7 @@ class DecoderLM(nn.Module):
         linear: LinearSpec | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        spec = as_linear_spec(linear).with_depth(depth)
+        spec = as_linear_spec(linear).with_depth(depth).with_width(dim)  # muP: width = dim, num_heads fixed
         self.vocab_size = vocab_size
         self.seq_len = seq_len
         self.token_embedding = nn.Embedding(vocab_size, dim)

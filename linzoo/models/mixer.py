@@ -39,7 +39,8 @@ class MLPMixer(HeadlessMixin, nn.Module):
         linear: LinearSpec | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        spec = as_linear_spec(linear).with_depth(depth)
+        # muP: width = dim; channel_mlp_dim is taken to scale with dim, token_mlp_dim stays (role token_mix: fixed)
+        spec = as_linear_spec(linear).with_depth(depth).with_width(dim)
         self.in_channels = in_channels
         self.image_size = image_size
         self.patch_embedding = PatchEmbedding(

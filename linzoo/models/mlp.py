@@ -21,6 +21,9 @@ __all__ = ["MLP"]
 class MLP(HeadlessMixin, nn.Module):
     """[B, C, H, W] -> flatten -> [Linear (role "hidden"), act, dropout] * N -> head -> [B, num_classes].
 
+    muP (``linear=mup``): the width is ``hidden_dims[0]``; every hidden width is taken to scale by the
+    same m = hidden_dims[0] / mup.base_width (e.g. [256, 128] -> [512, 256]).
+
     ``num_classes=0``: no head, the model returns the features [B, hidden_dims[-1]]
     (``forward_features``; ``reset_classifier(n)`` puts a new head on).
     """
@@ -38,6 +41,8 @@ class MLP(HeadlessMixin, nn.Module):
     ) -> None:
         super().__init__()
         spec = as_linear_spec(linear)
+        if hidden_dims:  # muP's width: the first hidden width (all hidden widths scale together with it)
+            spec = spec.with_width(hidden_dims[0])
         self.in_channels = in_channels
         self.image_size = image_size
         layers, width = hidden_layers(
@@ -47,6 +52,7 @@ class MLP(HeadlessMixin, nn.Module):
             activation=activation,
             dropout=dropout,
             spec=spec,
+            reads_input=True,  # muP: the first hidden Linear is the input layer
         )
         self.features = nn.Sequential(nn.Flatten(), *layers)
         self.num_features, self.num_classes = width, num_classes

@@ -50,7 +50,7 @@ class VisionTransformer(HeadlessMixin, nn.Module):
         super().__init__()
         if pool not in POOLS:
             raise UserValueError(f"Unknown pool {pool!r}; valid: {', '.join(POOLS)}.")
-        spec = as_linear_spec(linear).with_depth(depth)
+        spec = as_linear_spec(linear).with_depth(depth).with_width(dim)  # muP: width = dim, num_heads fixed
         self.in_channels = in_channels
         self.image_size = image_size
         self.pool = pool

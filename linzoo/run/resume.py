@@ -96,8 +96,10 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[t
 
 def _empty_role_slot(key: str, value: Any) -> bool:
     """A null per-role override (``model.net.linear.roles.q.init: null``): it inherits, so a
-    checkpoint written before that role's slot existed (the sub-roles q, k, v) was trained the same."""
-    return value is None and ".linear.roles." in f".{key}"
+    checkpoint written before that role's slot existed (the sub-roles q, k, v) was trained the same.
+    Likewise a null factory option added later (``linear.mup``, ``linear.width``: SP, set by the model)
+    and a null ``optimizer.roles.<role>.lr_mult`` (x1)."""
+    return value is None and any(part in f".{key}" for part in (".linear.roles.", ".linear.", ".optimizer.roles."))
 
 
 def check_resume_config(saved: dict[str, Any], current: dict[str, Any], *, ckpt_path: str) -> None:

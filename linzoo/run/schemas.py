@@ -36,7 +36,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from linzoo.common.errors import format_value
-from linzoo.layers.linear import LinearSpec, overridable_fields, override_roles
+from linzoo.layers.linear import ROLES, LinearSpec, overridable_fields, override_roles
+from linzoo.layers.mup import MupSpec
 
 _PRIMITIVES = (bool, int, float, str)
 
@@ -122,6 +123,8 @@ RoleOverrideConfig = make_dataclass(
 
 
 def _spec_field(name: str) -> tuple[str, Any, Any]:
+    if name == "mup":  # null (SP) or the typed muP options
+        return name, Optional[MupSpec], None
     if name == "roles":
         return (
             name,
@@ -134,6 +137,12 @@ def _spec_field(name: str) -> tuple[str, Any, Any]:
 
 
 LinearConfig = make_dataclass("LinearConfig", [_spec_field(f.name) for f in fields(LinearSpec)])
+
+# optimizer.roles.<role>.lr_mult (linzoo.tasks.param_groups): a slot per role, null = 1.
+RoleLrConfig = make_dataclass("RoleLrConfig", [("lr_mult", Optional[float], None)])
+OptimizerRolesConfig = make_dataclass(
+    "OptimizerRolesConfig", [(role, RoleLrConfig, field(default_factory=RoleLrConfig)) for role in ROLES]
+)
 
 
 # ----------------------------------------------------------------------- models, tasks, data
@@ -258,6 +267,7 @@ def _schemas() -> dict[str, type]:
     }
     return {
         "schema_linear": LinearConfig,
+        "schema_optimizer_roles": OptimizerRolesConfig,
         **{f"schema_net_{name}": schema_from_signature(cls) for name, cls in nets.items()},
         **{f"schema_task_{name}": schema for name, schema in TASK_SCHEMAS.items()},
         "schema_data": DataModuleConfig,

@@ -193,6 +193,7 @@ def instantiate_task(build_config: dict[str, Any]) -> Task:
         add_adapters(net, adapter)
     task: Task = instantiate({key: value for key, value in model_cfg.items() if key != "net"}, net=net)
     warn_unused_role_overrides(model_cfg["net"].get("linear"), task.net)
+    warn_unused_role_overrides(model_cfg.get("optimizer"), task.net, setting="optimizer.roles")
     task.build_config = build_config
     return task
 

@@ -319,6 +319,8 @@ def _check_known_keys(section: str, node: DictConfig) -> None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     valid = [name for name in parameters if name != "self"]
+    if section == "optimizer":  # linzoo's per-role lr multipliers, taken off before torch.optim sees them
+        valid.append("roles")
     for key in node:
         if str(key).startswith("_") or key in valid:
             continue
@@ -343,16 +345,19 @@ def roles_used(net: torch.nn.Module) -> set[str]:
     return roles | {sub for module in net.modules() for sub in getattr(module, "sub_roles", ())}
 
 
-def warn_unused_role_overrides(linear: Mapping[str, Any] | None, net: torch.nn.Module) -> list[str]:
+def warn_unused_role_overrides(
+    linear: Mapping[str, Any] | None, net: torch.nn.Module, *, setting: str = "linear.roles"
+) -> list[str]:
     """One warning line for per-role overrides of roles that ``net`` never builds; returns those roles.
 
-    Not an error: one linear config may serve several models (a sweep over ``model=``).
+    Not an error: one linear config may serve several models (a sweep over ``model=``). ``linear``
+    is any config node with a ``roles`` mapping (the optimizer's: ``setting="optimizer.roles"``).
     """
     roles = (linear or {}).get("roles") or {}
     overridden = sorted(role for role, over in roles.items() if any(v is not None for v in (over or {}).values()))
     unused = [role for role in overridden if role not in roles_used(net)]
     if unused:
-        keys = ", ".join(f"linear.roles.{role}.*" for role in unused)
+        keys = ", ".join(f"{setting}.{role}.*" for role in unused)
         log.warning(
             "%s: %s has no Linear of role %s, so this override changes nothing. Roles it builds: %s.",
             keys,

@@ -12,7 +12,8 @@ from linzoo.checkpoint.files import checkpoint_in, read_checkpoint
 from linzoo.checkpoint.format import CONFIG_KEY
 from linzoo.models.transfer import frozen_norm_layers
 from linzoo.tasks.loading import load_task_for, register_task
-from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
+from linzoo.tasks.optim import OptimizerFactory, SchedulerFactory
+from linzoo.tasks.param_groups import build_optimizer
 
 
 def example_input(net: nn.Module) -> torch.Tensor | None:
@@ -31,7 +32,9 @@ class Task(L.LightningModule):
     Args:
         net: the plain-PyTorch model (from ``linzoo.create_model`` or Hydra).
         optimizer: ``optimizer(param_groups) -> Optimizer`` (Hydra ``_partial_: true``).
-            Weight decay applies to >=2-D weights only.
+            Weight decay applies to >=2-D weights only; a ``roles`` keyword
+            (``optimizer.roles.<role>.lr_mult``) and muP's multipliers set per-role learning rates
+            (linzoo.tasks.param_groups).
         scheduler: ``scheduler(optimizer, total_steps=N) -> LRScheduler`` stepped every
             optimizer step, or None for a constant learning rate.
         compile: compile the net in place with ``nn.Module.compile()``; parameter names,
@@ -160,7 +163,7 @@ class Task(L.LightningModule):
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(weight_decay_groups(self.net))
+        optimizer = build_optimizer(self.net, self.optimizer_factory)
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

@@ -8,14 +8,13 @@ Configs pass optimizers and schedules as factories (Hydra ``_partial_: true``):
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
-
-from linzoo.common.errors import UserValueError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -36,6 +35,23 @@ def weight_decay_groups(module: nn.Module) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+class GroupCosine(torch.optim.lr_scheduler.CosineAnnealingLR):
+    """Cosine decay of every group from its base lr b to ``min_lr_ratio * b`` over ``T_max`` steps:
+    lr = b (r + (1 - r) (1 + cos(pi min(t, T_max) / T_max)) / 2), closed form, one eta_min per group
+    (torch's CosineAnnealingLR has one eta_min for all groups)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, T_max: int, min_lr_ratio: float) -> None:
+        self.min_lr_ratio = min_lr_ratio
+        super().__init__(optimizer, T_max=T_max)
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        progress = min(self.last_epoch, self.T_max) / self.T_max
+        factor = self.min_lr_ratio + (1 - self.min_lr_ratio) * (1 + math.cos(math.pi * progress)) / 2
+        return [base_lr * factor for base_lr in self.base_lrs]
+
+    _get_closed_form_lr = get_lr
+
+
 class WarmupCosine(torch.optim.lr_scheduler.SequentialLR):
     """torch's ``LinearLR`` warm-up, then ``CosineAnnealingLR``, as one ``SequentialLR``.
 
@@ -43,23 +59,25 @@ class WarmupCosine(torch.optim.lr_scheduler.SequentialLR):
     (s + 1) / W while s < W, then r + (1 - r) (1 + cos(pi (s - W) / max(1, T - W))) / 2.
     Also resumes from the state of the ``LambdaLR`` that computed this formula by hand
     before (checkpoints written by earlier linzoo versions): it replays their steps.
+    Groups with different base lrs (linear=mup, optimizer.roles) and r > 0 decay with
+    :class:`GroupCosine` (each group to r times its own lr).
     """
 
     def __init__(
         self, optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0
     ) -> None:
         base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
-        if len(set(base_lrs)) > 1 and min_lr_ratio:
-            raise UserValueError(
-                f"min_lr_ratio={min_lr_ratio} needs one base lr for every parameter group, got {base_lrs}; "
-                "CosineAnnealingLR takes a single eta_min. Use min_lr_ratio=0 or one lr."
-            )
         warmup = torch.optim.lr_scheduler.LinearLR(
             optimizer, start_factor=1 / max(1, warmup_steps), end_factor=1.0, total_iters=max(1, warmup_steps - 1)
         )
-        decay = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=min_lr_ratio * base_lrs[0]
-        )
+        decay_steps = max(1, total_steps - warmup_steps)
+        decay: torch.optim.lr_scheduler.LRScheduler
+        if len(set(base_lrs)) > 1 and min_lr_ratio:  # groups with their own lrs (linear=mup, optimizer.roles)
+            decay = GroupCosine(optimizer, T_max=decay_steps, min_lr_ratio=min_lr_ratio)
+        else:
+            decay = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=decay_steps, eta_min=min_lr_ratio * base_lrs[0]
+            )
         super().__init__(optimizer, schedulers=[warmup, decay], milestones=[warmup_steps])
         self._first_lrs = [group["lr"] for group in optimizer.param_groups]  # step 0's
 
