@@ -5,6 +5,7 @@ python scripts/eval.py ckpt_path=...           test a checkpoint
 python scripts/sample.py ckpt_path=... num=64  draw digits from a pixel LM
 python scripts/predict.py ckpt_path=... inputs=PATH   classify / reconstruct your own images
 python scripts/export.py ckpt_path=... format=onnx    export the plain net (onnx, torchscript, .pt2, safetensors)
+python scripts/width_transfer.py -m            muP's width transfer grid (docs/mup.md)
 """
 
 from __future__ import annotations
@@ -110,6 +111,15 @@ def train(cfg: DictConfig) -> float | None:
     from linzoo.run.train import train as run_training
 
     return run_training(cfg)["monitor"]["best"]
+
+
+@command("width_transfer")
+def width_transfer(cfg: DictConfig) -> float:
+    """One point of muP's width transfer; returns its training loss (inf when it diverged)."""
+    from linzoo.run.width_transfer import run_point
+
+    loss = run_point(cfg)["loss"]
+    return float("inf") if loss is None else loss
 
 
 @command("eval")
