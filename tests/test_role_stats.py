@@ -272,3 +272,17 @@ def test_csv_and_picture_take_missing_values(tmp_path) -> None:
     assert rows_to_csv(rows).splitlines() == [",".join(COLUMNS), "0,enc,0.1,0.1,1,2,", "0,dec,0,,,,"]
     path = save_figure(draw_role_stats(rows, width=600), tmp_path / "stats.png")
     assert png_size(path) == (600, len(PANELS) * (50 + 22 * 2))
+
+
+def test_expected_std_follows_mups_output_scale() -> None:
+    """Under linear=mup the head starts at sqrt(m) times its scheme's std (m = 512 / 32 = 16: x4)."""
+    from linzoo.layers.init_std import expected_block_stds
+    from linzoo.layers.linear import LinearSpec, make_linear
+
+    spec = LinearSpec(mup={"base_width": 32}, width=512)
+    torch.manual_seed(0)
+    head = make_linear(512, 1024, role="head", spec=spec)
+    plain = make_linear(512, 1024, role="head")
+    (expected,) = expected_block_stds(head)
+    assert expected == pytest.approx(4 * expected_block_stds(plain)[0])
+    assert head.weight.std().item() == pytest.approx(expected, rel=0.03)

@@ -70,7 +70,10 @@ def expected_block_stds(layer: FactoryLinear) -> tuple[float, ...]:
     """The expected std of each row block of ``layer`` (one per ``layer.block_specs``).
 
     A block is [out_features / chunks, in_features], initialised by its own spec (so
-    ``linear.roles.k.init=zeros`` gives 0 for the K block of a fused Q/K/V projection).
+    ``linear.roles.k.init=zeros`` gives 0 for the K block of a fused Q/K/V projection). Under muP
+    the output layer's weight starts at sqrt(m) times its scheme's (``layer.weight_scale``,
+    linzoo.layers.mup), and so does its expected std.
     """
     fan_out = layer.out_features // layer.chunks
-    return tuple(expected_std(spec, fan_in=layer.in_features, fan_out=fan_out) for spec in layer.block_specs)
+    scale = getattr(layer, "weight_scale", 1.0)
+    return tuple(scale * expected_std(spec, fan_in=layer.in_features, fan_out=fan_out) for spec in layer.block_specs)
