@@ -122,3 +122,20 @@ def test_role_table_comes_from_the_code() -> None:
 def test_coord_table_flags_a_role_beyond_2x() -> None:
     result = {"sp": {"head": {64: 1.0, 1024: 9.0}}, "mup": {"head": {64: 1.0, 1024: 2.5}}}
     assert report.coord_table({"mlp": result})[2] == "| mlp | `head` | 9.00x | 2.50x | **no** |"
+
+
+def test_the_config_grid_is_the_documented_one() -> None:
+    """configs/width_transfer.yaml: SP and muP, widths 128..2048, lr 2^-13..2^-5 (one grid step = x2), two seeds."""
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONFIG_DIR
+    from linzoo.run.schemas import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("width_transfer", return_hydra_config=True)
+    params = {key: str(value).split(",") for key, value in cfg.hydra.sweeper.params.items()}
+    assert params["linear"] == ["default", "mup"] and params["seed"] == ["0", "1"]
+    assert [int(w) for w in params["width"]] == [128, 256, 512, 1024, 2048]
+    assert [round(math.log2(float(lr)), 3) for lr in params["optimizer.lr"]] == list(range(-13, -4))
+    assert cfg.base_width == 128 and cfg.scheduler is None and cfg.model.net.dropout == 0.0

@@ -14,28 +14,16 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from linzoo.run.config_path import CONFIG_PATH
 from linzoo.run.errors import exiting_on_user_error, naming_refused_writes, reporting_user_errors
 from linzoo.run.log_files import quiet_log_files_on_refusal
 from linzoo.run.run_dirs import release_run_claims, remove_refused_run
 from linzoo.run.schemas import register_configs
-
-
-def config_path() -> str:
-    """Where the configs are: the clone's ``configs/`` when this linzoo is a clone (or
-    an editable install of one), else those the wheel carries, ``pkg://linzoo.configs``."""
-    clone = Path(__file__).resolve().parents[2]
-    if (clone / "pyproject.toml").is_file() and (clone / "configs" / "train.yaml").is_file():
-        return str(clone / "configs")
-    return "pkg://linzoo.configs"
-
-
-CONFIG_PATH = config_path()
 
 register_configs()
 

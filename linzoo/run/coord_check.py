@@ -130,7 +130,7 @@ def coord_check(
     config_dir: str | None = None,
 ) -> dict[str, Any]:
     """The coordinate check's numbers: ``{"sp": {role: {width: v}}, "mup": ..., "steps": N, "by_step": ...}``."""
-    from linzoo.run.cli import CONFIG_PATH
+    from linzoo.run.config_path import CONFIG_PATH
     from linzoo.run.schemas import register_configs
 
     if model not in MODELS:
