@@ -11,8 +11,9 @@ the measurements). The int8 file is made the way ONNX Runtime's documentation re
    float-kept roles stay float32), or ``quantize_static`` with calibration batches (QDQ format);
 3. (dynamic) ``quantize_before_layout`` (linzoo/tools/onnx_layout.py): each activation is quantized
    before the Transpose/Reshape in front of its Linear, which then moves uint8, not float32 (exact).
-   The mixer's token mixing transposes its input: at batch 256 the Transposes fell from ~19 % to
-   ~9 % of ONNX Runtime's time (its profiler, 2 threads), the int8 net ran about x1.05-1.1 faster.
+   The mixer's token mixing transposes its input: at batch 256 (2 threads, ONNX Runtime's profiler)
+   the Transposes fell from 19-30 % to 6-10 % of the mixer's time, and paired runs on a loaded
+   2-core machine put the int8 mixer x1.03-1.09 faster (transformer x1.01-1.06), batch 1 unchanged.
 
 Weights use 7 bits (``reduce_range=True``): ONNX Runtime's u8s8 kernels on x86 CPUs without
 VNNI (AVX2, AVX-512 without VNNI) add pairs of u8 x s8 products into int16, which saturates for
