@@ -26,6 +26,8 @@
 # form their own rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/campaign_lib.sh
+source scripts/campaign_lib.sh
 PYTHON=${PYTHON:-python}
 export LINZOO_DATA=${LINZOO_DATA:-/work/shared/data}
 STAMP=${RECIPES_STAMP:-$(date -u +%Y-%m-%d_%H-%M-%S)}
@@ -90,17 +92,7 @@ campaign() {
     lane "$i" &
   done
   wait
-  # Keep the campaign's records in docs/runs, then rebuild both tables from every kept record.
-  "$PYTHON" scripts/results.py "$CAMPAIGN"/* --keep-in docs/runs --out "$CAMPAIGN/results.md"
-  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md --transfer docs/finetune.md
+  keep_records
 }
 
-mkdir -p "$CAMPAIGN"
-if [[ ${1:-} == --wait ]]; then
-  campaign 2>&1 | tee -a "$CAMPAIGN/campaign.log"
-else
-  nohup bash -c "$(declare -p RUNS CAMPAIGN EXTRA PYTHON LANES GROUP DATA); $(declare -f lane campaign); campaign" \
-    >>"$CAMPAIGN/campaign.log" 2>&1 &
-  echo "Campaign running in the background (pid $!): tail -f $CAMPAIGN/campaign.log"
-  echo "Continue an interrupted one with RECIPES_STAMP=$STAMP $0"
-fi
+start_campaign "${1:-}" "RECIPES_STAMP=$STAMP $0" "RUNS EXTRA LANES GROUP DATA" "lane"

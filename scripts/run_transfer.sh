@@ -21,6 +21,8 @@
 set -euo pipefail
 set -f  # no globbing: overrides such as finetune.train_roles=[head] are words, not patterns
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/campaign_lib.sh
+source scripts/campaign_lib.sh
 PYTHON=${PYTHON:-python}
 export LINZOO_DATA=${LINZOO_DATA:-/work/shared/data}
 STAMP=${TRANSFER_STAMP:-$(date -u +%Y-%m-%d_%H-%M-%S)}
@@ -79,16 +81,7 @@ campaign() {
       done
     done
   done
-  "$PYTHON" scripts/results.py "$CAMPAIGN"/* --keep-in docs/runs --out "$CAMPAIGN/results.md"
-  "$PYTHON" scripts/results.py docs/runs/*/* --out docs/results.md --readme README.md --transfer docs/finetune.md
+  keep_records
 }
 
-mkdir -p "$CAMPAIGN"
-if [[ ${1:-} == --wait ]]; then
-  campaign 2>&1 | tee -a "$CAMPAIGN/campaign.log"
-else
-  nohup bash -c "$(declare -p SOURCE TARGET VARIANTS CAMPAIGN PYTHON SEEDS MODELS); $(declare -f run variant_overrides campaign); campaign" \
-    >>"$CAMPAIGN/campaign.log" 2>&1 &
-  echo "Campaign running in the background (pid $!): tail -f $CAMPAIGN/campaign.log"
-  echo "Continue an interrupted one with TRANSFER_STAMP=$STAMP $0"
-fi
+start_campaign "${1:-}" "TRANSFER_STAMP=$STAMP $0" "SOURCE TARGET VARIANTS SEEDS MODELS" "run variant_overrides"

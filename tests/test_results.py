@@ -268,6 +268,7 @@ def test_run_recipes_only_runs_the_named_recipes_with_every_seed(tmp_path: Path)
     (tmp_path / "scripts").mkdir()
     script = tmp_path / "scripts" / "run_recipes.sh"
     script.write_text((ROOT / "scripts" / "run_recipes.sh").read_text())
+    (tmp_path / "scripts" / "campaign_lib.sh").write_text((ROOT / "scripts" / "campaign_lib.sh").read_text())
     fake_python = tmp_path / "fake_python"
     fake_python.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "commands.log"}\n')
     fake_python.chmod(0o755)

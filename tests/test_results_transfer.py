@@ -4,6 +4,7 @@ mean ± std over seeds, trainable parameters, the MNIST source's accuracy and pe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -109,12 +110,42 @@ def test_without_transfer_runs_the_page_has_no_transfer_section(tmp_path: Path) 
     assert "## Transfer" not in results.render([results.read_run(run)], [])
 
 
-def test_run_transfer_script_is_valid_bash_with_the_four_variants() -> None:
-    script = ROOT / "scripts" / "run_transfer.sh"
-    subprocess.run(["bash", "-n", str(script)], check=True)
-    text = script.read_text()
-    for override in ("finetune.train_roles=[head]", "adapter=lora adapter.rank=8 adapter.alpha=16 adapter.roles=[q,v]"):
-        assert override in text
+def test_run_transfer_trains_each_source_then_its_variants_with_the_same_seeds(tmp_path: Path) -> None:
+    """A fake python records each command instead of training (the campaign's order and overrides)."""
+    (tmp_path / "scripts").mkdir()
+    for name in ("run_transfer.sh", "campaign_lib.sh"):
+        (tmp_path / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    fake_python = tmp_path / "fake_python"
+    fake_python.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "commands.log"}\n')
+    fake_python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake_python), "TRANSFER_STAMP": "t", "SEEDS": "0 1", "VIT_SOURCE_EPOCHS": "4"}
+    done = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "run_transfer.sh"), "--wait"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    runs = [line.split() for line in (tmp_path / "commands.log").read_text().splitlines() if "train.py" in line]
+    source = {"cnn": "outputs/train/transfer-t/cnn-source-seed0", "vit": "outputs/train/transfer-t/vit-source-seed0"}
+    shown = [" ".join(word for word in run[1:] if not word.startswith("hydra.run.dir=")) for run in runs]
+    assert shown[0] == "experiment=cnn_fast data.source=full seed=0"
+    assert shown[7] == "model=transformer data.source=full trainer.max_epochs=4 seed=0"
+    assert shown[1:7] == [
+        "experiment=cnn_fast data=fashion_mnist trainer.max_epochs=3 seed=0",
+        f"experiment=cnn_fast data=fashion_mnist trainer.max_epochs=3 init_from={source['cnn']} seed=0",
+        f"experiment=cnn_fast data=fashion_mnist trainer.max_epochs=3 init_from={source['cnn']} finetune.train_roles=[head] seed=0",
+        "experiment=cnn_fast data=fashion_mnist trainer.max_epochs=3 seed=1",
+        f"experiment=cnn_fast data=fashion_mnist trainer.max_epochs=3 init_from={source['cnn']} seed=1",
+        f"experiment=cnn_fast data=fashion_mnist trainer.max_epochs=3 init_from={source['cnn']} finetune.train_roles=[head] seed=1",
+    ]
+    lora = f"init_from={source['vit']} adapter=lora adapter.rank=8 adapter.alpha=16 adapter.roles=[q,v]"
+    assert shown[8:12] == [
+        "model=transformer data=fashion_mnist trainer.max_epochs=3 seed=0",
+        f"model=transformer data=fashion_mnist trainer.max_epochs=3 init_from={source['vit']} seed=0",
+        f"model=transformer data=fashion_mnist trainer.max_epochs=3 init_from={source['vit']} finetune.train_roles=[head] seed=0",
+        f"model=transformer data=fashion_mnist trainer.max_epochs=3 {lora} seed=0",
+    ]
+    assert len(shown) == 16
+    results = [line for line in (tmp_path / "commands.log").read_text().splitlines() if "results.py" in line]
+    assert results[-1].endswith("--readme README.md --transfer docs/finetune.md")
 
 
 def test_transfer_option_fills_the_block_of_a_page_and_keeps_the_rest(tmp_path: Path) -> None:
