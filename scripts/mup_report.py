@@ -1,4 +1,4 @@
-"""docs/mup.md from real runs: python scripts/mup_report.py --sweep outputs/width_transfer/<stamp> [--role-stats-run <run>]"""
+"""docs/mup.md from real runs: python scripts/mup_report.py --sweep outputs/width_transfer/<stamp>"""
 
 import sys
 from pathlib import Path

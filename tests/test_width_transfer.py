@@ -139,3 +139,29 @@ def test_the_config_grid_is_the_documented_one() -> None:
     assert [int(w) for w in params["width"]] == [128, 256, 512, 1024, 2048]
     assert [round(math.log2(float(lr)), 3) for lr in params["optimizer.lr"]] == list(range(-13, -4))
     assert cfg.base_width == 128 and cfg.scheduler is None and cfg.model.net.dropout == 0.0
+
+
+def test_role_stats_table_shows_the_last_step() -> None:
+    rows = [
+        {"step": "0", "role": "head", "weight_std": "0.1", "expected_std": "0.1", "activation_rms": "1",
+         "grad_norm": "", "update_ratio": ""},
+        {"step": "20", "role": "head", "weight_std": "0.12345", "expected_std": "0.1", "activation_rms": "2",
+         "grad_norm": "0.5", "update_ratio": "0.01"},
+    ]  # fmt: skip
+    assert report.role_stats_table(rows)[2:] == ["| `head` | 0.123 | 0.1 | 2 | 0.5 | 0.01 |"]
+
+
+def test_the_report_writes_the_page_from_a_sweep(tmp_path, monkeypatch) -> None:
+    """scripts/mup_report.py end to end, on fake sweep results and a tiny coordinate check."""
+    monkeypatch.setattr(report, "COORD_CHECKS", {"mlp": ([16, 64], [])})
+    sweep = tmp_path / "sweep"
+    for index, record in enumerate(jobs({"sp": {128: 2**-7, 2048: 2**-9}, "mup": {128: 2**-7, 2048: 2**-7}}, GRID)):
+        (sweep / str(index)).mkdir(parents=True)
+        (sweep / str(index) / "metrics.json").write_text(json.dumps(record))
+    out = tmp_path / "docs" / "mup.md"
+    assert report.main(["--sweep", str(sweep), "--out", str(out), "--no-role-stats"]) == 0
+    page = out.read_text()
+    for heading in ("## The rule, by role", "## Coordinate check", "## Width transfer"):
+        assert heading in page
+    assert "## Per-role statistics" not in page and "**met**." in page
+    assert "| mlp | `head` |" in page and (tmp_path / "docs" / "mup" / "coord_check_mlp_mup.png").is_file()

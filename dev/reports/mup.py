@@ -10,18 +10,22 @@
   sweeps: the training loss per (parametrization, width, lr), mean over seeds; the figure (loss vs
   lr, one curve per width, SP and muP side by side) and the best lr per width. A diverged job
   counts as a loss of infinity for its (width, lr): a diverging lr is never the best.
-- Per-role statistics: ``role_stats.png`` of a run given with ``--role-stats-run`` (a run of
-  ``scripts/train.py ... callbacks=role_stats``), copied into ``docs/mup/``.
+- Per-role statistics: a short muP training of the ViT with ``callbacks=role_stats``
+  (:data:`ROLE_STATS_RUN`, run here in a subprocess); its ``role_stats.png`` and ``role_stats.csv``
+  are copied into ``docs/mup/`` and the last record is shown as a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -38,6 +42,18 @@ COORD_CHECKS = {  # model: (widths, extra train.yaml overrides)
 }
 COORD_STEPS = 4
 MAX_MUP_SPREAD = 2.0  # issue 22: under muP every role's value varies at most 2x across widths
+ROLE_STATS_RUN = [  # scripts/train.py overrides of the per-role statistics shown on the page
+    "model=transformer",
+    "linear=mup",
+    "linear.mup.base_width=32",
+    "model.net.dim=128",
+    "data=mnist_sample",
+    "trainer.max_epochs=2",
+    "callbacks=role_stats",
+    "callbacks.role_stats.every_n_steps=20",
+    "seed=0",
+]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- role table
@@ -215,9 +231,45 @@ def transfer_section(jobs: list[dict[str, Any]], into: Path, command: str) -> li
     return lines
 
 
+# ----------------------------------------------------------------------------- per-role statistics
+def run_role_stats(into: Path) -> list[dict[str, str]]:
+    """Train :data:`ROLE_STATS_RUN`; copy its role_stats.png/.csv into ``into``; return the CSV's rows."""
+    with tempfile.TemporaryDirectory(prefix="linzoo-role-stats-") as tmp:
+        run = Path(tmp) / "run"
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "train.py"), *ROLE_STATS_RUN, f"hydra.run.dir={run}"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        for name in ("role_stats.png", "role_stats.csv"):
+            shutil.copyfile(run / name, into / name)
+    with (into / "role_stats.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def role_stats_table(rows: list[dict[str, str]]) -> list[str]:
+    """The last recorded step: one line per role."""
+    last = max(int(row["step"]) for row in rows)
+    lines = [
+        f"| role (step {last}) | weight std | expected at init | activation RMS | gradient norm | update / weight |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in (row for row in rows if int(row["step"]) == last):
+        cells = [row[key] for key in ("weight_std", "expected_std", "activation_rms", "grad_norm", "update_ratio")]
+        shown = [f"{float(cell):.3g}" if cell else "-" for cell in cells]
+        lines.append(f"| `{row['role']}` | " + " | ".join(shown) + " |")
+    return lines
+
+
 # ----------------------------------------------------------------------------- page
 def render(
-    *, coord: dict[str, dict[str, Any]], jobs: list[dict[str, Any]], into: Path, sweep_command: str, role_stats: bool
+    *,
+    coord: dict[str, dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    into: Path,
+    sweep_command: str,
+    role_stats: list[dict[str, str]],
 ) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -300,10 +352,19 @@ def render(
             "## Per-role statistics",
             "",
             "`callbacks=role_stats` records, per role, the weight std against the std its init should",
-            "give, the activation RMS, the gradient norm and the update/weight ratio, at init and every N",
-            "steps, into `role_stats.csv` and this heatmap (`role_stats.png`) of the run directory:",
+            "give (under muP the output layer's is sqrt(m) times its scheme's), the activation RMS, the",
+            "gradient norm and the update/weight ratio, at init and every N steps, into `role_stats.csv`",
+            "and a heatmap, `role_stats.png`, in the run directory. This run (m = 128 / 32 = 4):",
+            "",
+            "```bash",
+            "python scripts/train.py " + " ".join(ROLE_STATS_RUN),
+            "```",
             "",
             "![per-role statistics of a muP run](mup/role_stats.png)",
+            "",
+            *role_stats_table(role_stats),
+            "",
+            "Every step's rows: [mup/role_stats.csv](mup/role_stats.csv).",
             "",
         ]
     return "\n".join(lines)
@@ -318,20 +379,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="python scripts/width_transfer.py -m",
         help="the command that made the sweep, shown next to its figure",
     )
-    parser.add_argument("--role-stats-run", type=Path, help="a run directory with role_stats.png to show")
+    parser.add_argument("--no-role-stats", action="store_true", help="leave out the per-role statistics run")
     args = parser.parse_args(argv)
     into = args.out.parent / "mup"
     into.mkdir(parents=True, exist_ok=True)
     jobs = read_sweeps(args.sweep)
-    if args.role_stats_run is not None:
-        shutil.copyfile(args.role_stats_run / "role_stats.png", into / "role_stats.png")
+    role_stats = [] if args.no_role_stats else run_role_stats(into)
     coord = run_coord_checks(into)
     page = render(
         coord=coord,
         jobs=jobs,
         into=into,
         sweep_command=args.sweep_command,
-        role_stats=args.role_stats_run is not None,
+        role_stats=role_stats,
     )
     args.out.write_text(page + "\n")
     print(f"{args.out}: {len(jobs)} width-transfer jobs, coordinate checks of {', '.join(coord)}", file=sys.stderr)
