@@ -53,6 +53,24 @@ def test_onnxruntime_matches_torch_for_every_classifier(model: str, tmp_path) ->
     assert 0 < relative.item() < 0.1  # int8 really ran, and stayed close
 
 
+def test_a_big_batch_is_split_across_threads_with_the_same_float_outputs(tmp_path) -> None:
+    """threads=2: a batch of >= split_from images runs as two one-thread calls at once; a smaller one
+    is one call; float outputs do not depend on it (int8 takes its scales per call: close, not equal)."""
+    torch.manual_seed(0)
+    net = linzoo.create_model("mixer", **NETS["mixer"]).eval()
+    images = torch.rand(70, 1, 28, 28)
+    split = onnx_net(net, directory=tmp_path, threads=2)
+    whole = OnnxNet(split.path, threads=2, split_from=None)
+    assert split.split_from == 64 and split(images[:63]) is not None and split._pool is None  # one call
+    torch.testing.assert_close(split(images), whole(images), atol=1e-5, rtol=1e-5)
+    assert split._pool is not None and split._one_thread is not None  # the batch of 70 was split
+    assert OnnxNet(split.path, threads=1).split_from is None  # one thread: nothing to split across
+    (tmp_path / "int8").mkdir()
+    int8 = onnx_net(net, directory=tmp_path / "int8", quantize="int8", threads=2)
+    int8_whole = OnnxNet(int8.path, threads=2, split_from=None)
+    assert (int8(images).argmax(1) == int8_whole(images).argmax(1)).float().mean() > 0.9
+
+
 def test_the_role_policy_keeps_those_linears_float_in_onnx(tmp_path) -> None:
     net = linzoo.create_model("transformer", **NETS["transformer"]).eval()
     int8 = onnx_net(net, directory=tmp_path, quantize="int8", roles={"head": "none", "patch": "none"})

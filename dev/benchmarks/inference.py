@@ -156,6 +156,9 @@ def backends(
     for method in ("dynamic", "static"):
         path = onnx_int8(net, source, directory / f"{method}.onnx", roles={}, method=method, calibration=calibration)
         found[f"ORT int8 {method}"] = (OnnxNet(path, threads=threads), file_megabytes(path))
+        if method == "dynamic":  # the same file, every batch one call whose ops share the threads
+            whole = OnnxNet(path, threads=threads, split_from=None)
+            found["ORT int8 dynamic, one call"] = (whole, file_megabytes(path))
     return found
 
 

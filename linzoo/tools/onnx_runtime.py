@@ -29,9 +29,11 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -194,20 +196,47 @@ def session(path: str | Path, *, threads: int | None = None) -> Any:
 class OnnxNet(nn.Module):
     """An ONNX Runtime session in place of a torch net: float tensor in, float tensor out (CPU).
 
+    With ``threads`` > 1, a batch of at least ``split_from`` images is cut into ``threads`` parts
+    that run at the same time, one thread each (a session takes concurrent calls), instead of one
+    call whose ops share the threads: the ops of linzoo's small nets (a LayerNorm, a GELU, an int8
+    matmul over [256, 49, 64]) are too short to split well across threads, whole inputs are not.
+    A smaller batch (one image) is one call with every thread. ``split_from=None`` never splits.
+    Float outputs are the same either way; int8's dynamic quantization takes its activation scales
+    per call, so each part gets its own (as that smaller batch would), within the int8 noise.
+    docs/quantization.md measures both ways (``ORT int8 dynamic``, ``... one call``).
+
     It carries the ``image_size``, ``in_channels`` and ``num_classes`` of the net it was exported from.
     """
 
-    def __init__(self, path: str | Path, *, like: nn.Module | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        like: nn.Module | None = None,
+        threads: int | None = None,
+        split_from: int | None = 64,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
-        self.session = session(path, threads=threads)
+        self.threads = threads or torch.get_num_threads()
+        self.session = session(path, threads=self.threads)
+        self.split_from = split_from if self.threads > 1 else None
+        self._one_thread: Any = None  # a one-thread session and a pool for split batches, made when first needed
+        self._pool: ThreadPoolExecutor | None = None
         for name in ("image_size", "in_channels", "num_classes"):
             if like is not None and hasattr(like, name):
                 setattr(self, name, getattr(like, name))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"input": array})[0])
+        if self.split_from is None or len(array) < max(self.split_from, self.threads):
+            return torch.from_numpy(self.session.run(None, {"input": array})[0])
+        if self._pool is None:
+            self._one_thread = session(self.path, threads=1)
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="linzoo-ort")
+        parts = np.array_split(array, self.threads)
+        outputs = self._pool.map(lambda part: self._one_thread.run(None, {"input": part})[0], parts)
+        return torch.from_numpy(np.concatenate(list(outputs)))
 
 
 def onnx_net(
