@@ -215,3 +215,11 @@ def test_denoising_adds_noise_to_the_training_input_only() -> None:
     assert train_loss.item() == pytest.approx(val_loss.item(), abs=1e-7)
     with pytest.raises(ValueError, match="noise_std"):
         Autoencoding(net=net, optimizer=torch.optim.SGD, noise_std=-0.1)
+
+
+def test_confusion_matrix_of_a_head_wider_than_the_data_names_the_extra_classes_by_index() -> None:
+    """model.num_classes=12 on MNIST (10 class names): the picture is drawn, classes 10 and 11 by index."""
+    counts = torch.eye(12, dtype=torch.int64) * 5
+    figure = ConfusionMatrix.draw_matrix(counts, [f"digit {k}" for k in range(10)])
+    labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert labels[:2] == ["digit 0", "digit 1"] and labels[-2:] == ["10", "11"]

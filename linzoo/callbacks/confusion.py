@@ -108,9 +108,11 @@ class ConfusionMatrix:
 
     @staticmethod
     def draw_matrix(counts: torch.Tensor, class_names: Sequence[str] | None = None) -> Figure:
-        """counts [K, K] (rows true, columns predicted) -> a 700 x 600 pixel Figure."""
+        """counts [K, K] (rows true, columns predicted) -> a 700 x 600 pixel Figure. Classes beyond
+        ``class_names`` (a head wider than the data's labels, ``model.num_classes=12`` on MNIST) show their index."""
         num_classes = counts.shape[0]
-        names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
+        known = list(class_names or [])
+        names = [known[k] if k < len(known) else str(k) for k in range(num_classes)]
         shares = counts.double() / counts.sum(dim=1, keepdim=True).clamp_min(1)
         total = int(counts.sum())
         accuracy = counts.diagonal().sum().item() / max(total, 1)
