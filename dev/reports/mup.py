@@ -82,19 +82,23 @@ def role_table() -> list[str]:
 
 
 # ----------------------------------------------------------------------------- coordinate checks
-def run_coord_checks(into: Path) -> dict[str, dict[str, Any]]:
-    """Each model's coordinate check, written to ``into/coord_check_<model>.json`` with its figures."""
-    from linzoo.run.coord_check import PARAMETRIZATIONS, coord_check, plot
+def coord_check_args(model: str, out: Path) -> list[str]:
+    """The ``scripts/coord_check.py`` arguments of ``model``'s check (what the page shows)."""
+    widths, overrides = COORD_CHECKS[model]
+    return [
+        f"model={model}",
+        f"widths=[{','.join(map(str, widths))}]",
+        f"steps={COORD_STEPS}",
+        f"out={out}",
+        *overrides,
+    ]
 
-    results = {}
-    for model, (widths, overrides) in COORD_CHECKS.items():
-        result = coord_check(model=model, widths=widths, steps=COORD_STEPS, overrides=overrides)
-        out = into / f"coord_check_{model}.json"
-        out.write_text(json.dumps(result, indent=1) + "\n")
-        for parametrization in PARAMETRIZATIONS:
-            plot(result, parametrization, into / f"coord_check_{model}_{parametrization}.png")
-        results[model] = result
-    return results
+
+def run_coord_checks(into: Path) -> dict[str, dict[str, Any]]:
+    """Each model's coordinate check, run as its command line would (JSON and figures into ``into``)."""
+    from linzoo.run.coord_check import main as coord_check
+
+    return {model: coord_check(coord_check_args(model, into / f"coord_check_{model}.json")) for model in COORD_CHECKS}
 
 
 def spread(by_width: dict[Any, float]) -> float:
@@ -326,13 +330,17 @@ def render(
         "",
         "```bash",
         *(
-            f"python scripts/coord_check.py model={model} 'widths=[{','.join(map(str, widths))}]' steps={COORD_STEPS} "
-            f"out=docs/mup/coord_check_{model}.json"
-            for model, (widths, _) in COORD_CHECKS.items()
+            "python scripts/coord_check.py "
+            + " ".join(
+                f"'{arg}'" if "[" in arg else arg
+                for arg in coord_check_args(model, Path("docs/mup") / f"coord_check_{model}.json")
+            )
+            for model in COORD_CHECKS
         ),
         "```",
         "",
-        f"Each trains {COORD_STEPS} steps (AdamW at the model's default lr, generated images, batch 64, dropout off)",
+        f"Each trains {COORD_STEPS} steps (AdamW at the model's default lr, generated images, batch 64, dropout off,",
+        "seeds 0 and 1 averaged)",
         "under SP and under muP (base width: the narrowest) and records each role's mean |output| at every",
         "step. Spread: the largest over the smallest value across the widths at the last step; under muP",
         f"it must stay within {MAX_MUP_SPREAD:g}x, under SP the output (`head`) grows with width.",
