@@ -201,7 +201,7 @@ def transfer_section(jobs: list[dict[str, Any]], into: Path, command: str) -> li
         command,
         "```",
         "",
-        f"Model `{first['model']}`, {first['steps']} steps of AdamW at a constant lr, batch 128, on the training",
+        f"Model `{first['model']}`, {first['steps']} steps of AdamW (weight decay 0) at a constant lr, batch 128 (configs/width_transfer.yaml), on the training",
         f"split of full MNIST; seeds {', '.join(map(str, seeds))}; the loss is the mean of the last steps' training",
         f"losses, averaged over the seeds; muP's base width is {first['base_width']}. {len(jobs)} jobs.",
         "",
