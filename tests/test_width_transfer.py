@@ -80,6 +80,7 @@ def jobs(best: dict[str, dict[int, float]], grid: list[float]) -> list[dict]:
                             "lr": lr,
                             "seed": seed,
                             "steps": 300,
+                            "loss_window": 30,
                             "loss": None if diverged else loss,
                         }
                     )
@@ -165,3 +166,9 @@ def test_the_report_writes_the_page_from_a_sweep(tmp_path, monkeypatch) -> None:
         assert heading in page
     assert "## Per-role statistics" not in page and "**met**." in page
     assert "| mlp | `head` |" in page and (tmp_path / "docs" / "mup" / "coord_check_mlp_mup.png").is_file()
+
+
+def test_the_loss_window_is_read_or_found_from_the_losses() -> None:
+    assert report.loss_window([{"loss_window": 7}]) == 7
+    losses = [3.0, 2.0, 1.0, 0.5, 0.25]
+    assert report.loss_window([{"loss": None}, {"losses": losses, "loss": (1.0 + 0.5 + 0.25) / 3}]) == 3

@@ -165,6 +165,17 @@ def grid_spread(best: dict[int, float], grid: list[float]) -> int:
     return max(indices) - min(indices)
 
 
+def loss_window(jobs: list[dict[str, Any]]) -> int:
+    """How many final steps each job's loss averages (recorded, or found from a finished job's losses)."""
+    for job in jobs:
+        if "loss_window" in job:
+            return int(job["loss_window"])
+        if job.get("loss") is not None:
+            losses = job["losses"]
+            return next(w for w in range(1, len(losses) + 1) if math.isclose(sum(losses[-w:]) / w, job["loss"]))
+    raise ValueError("no finished job to tell the loss window from")
+
+
 def plot_transfer(table: dict[str, dict[int, dict[float, float]]], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -202,8 +213,8 @@ def transfer_section(jobs: list[dict[str, Any]], into: Path, command: str) -> li
         "```",
         "",
         f"Model `{first['model']}`, {first['steps']} steps of AdamW (weight decay 0) at a constant lr, batch 128 (configs/width_transfer.yaml), on the training",
-        f"split of full MNIST; seeds {', '.join(map(str, seeds))}; the loss is the mean of the last steps' training",
-        f"losses, averaged over the seeds; muP's base width is {first['base_width']}. {len(jobs)} jobs.",
+        f"split of full MNIST; seeds {', '.join(map(str, seeds))}; the loss is the mean of the last {loss_window(jobs)}",
+        f"steps' training losses, averaged over the seeds; muP's base width is {first['base_width']}. {len(jobs)} jobs.",
         "",
         "![training loss against learning rate, a curve per width, SP and muP](mup/width_transfer.png)",
         "",

@@ -10,7 +10,7 @@ set as :func:`linzoo.run.coord_check.width_overrides` does and, under ``linear=m
 ``steps`` optimizer steps of cross-entropy on shuffled batches of the training split (the seed
 draws the init and the order), at a constant lr. It writes ``metrics.json`` into its job directory:
 
-    {"parametrization": "sp" | "mup", "width": W, "lr": lr, "seed": S, "steps": N,
+    {"parametrization": "sp" | "mup", "width": W, "lr": lr, "seed": S, "steps": N, "loss_window": W,
      "loss": mean of the last ``loss_window`` training losses (null when diverged),
      "diverged": true when a loss was not finite, "losses": every step's loss,
      "status": "finished" | "diverged", "monitor": {"metric": "train/loss", "mode": "min", "best": loss}}
@@ -111,6 +111,7 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
         "lr": float(cfg.optimizer.lr),
         "seed": int(cfg.seed),
         "steps": steps,
+        "loss_window": window,
         "loss": None if diverged else sum(losses[-window:]) / window,
         "diverged": diverged,
         "losses": [value if math.isfinite(value) else None for value in losses],
