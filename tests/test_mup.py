@@ -239,3 +239,15 @@ def test_optimizer_roles_of_absent_roles_are_warned_about(caplog) -> None:
     optimizer = {"roles": {"qkv": {"lr_mult": 0.5}, "head": {"lr_mult": 2.0}, "patch": {"lr_mult": None}}}
     assert warn_unused_role_overrides(optimizer, net, setting="optimizer.roles") == ["qkv"]
     assert "optimizer.roles.qkv.*" in caplog.text
+
+
+def test_coord_check_command_reports_a_bad_model_in_one_line(monkeypatch, capsys) -> None:
+    from linzoo.run import cli
+
+    monkeypatch.setattr("sys.argv", ["coord_check.py", "model=cnn"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.coord_check()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "Error: coord_check: model=cnn has no width muP can scale; it checks mlp, transformer, mixer. Fix: model=mlp"
+    )

@@ -101,6 +101,15 @@ def train(cfg: DictConfig) -> float | None:
     return run_training(cfg)["monitor"]["best"]
 
 
+def coord_check() -> Any:
+    """``scripts/coord_check.py key=value ...``: not a Hydra app (it composes train.yaml once per width
+    and parametrization), so user errors are reported here, in one line with exit status 2."""
+    from linzoo.run.coord_check import main
+
+    with reporting_user_errors():
+        return main()
+
+
 @command("width_transfer")
 def width_transfer(cfg: DictConfig) -> float:
     """One point of muP's width transfer; returns its training loss (inf when it diverged)."""

@@ -134,7 +134,9 @@ def coord_check(
     from linzoo.run.schemas import register_configs
 
     if model not in MODELS:
-        raise UserValueError(f"coord_check: model={model} is not one of {', '.join(MODELS)} (classifiers of images).")
+        raise UserValueError(
+            f"coord_check: model={model} has no width muP can scale; it checks {', '.join(MODELS)}. Fix: model=mlp"
+        )
     widths = sorted(int(w) for w in widths)
     if len(widths) < 2 or steps < 1:
         raise UserValueError(

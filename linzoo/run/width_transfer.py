@@ -81,7 +81,9 @@ def run_point(cfg: DictConfig) -> dict[str, Any]:
     """Train one point of the grid; returns (and writes into the job directory) its result."""
     steps, window = int(cfg.steps), int(cfg.loss_window)
     if not 1 <= window <= steps:
-        raise UserValueError(f"loss_window={window}: expected 1 <= loss_window <= steps={steps}. Fix: loss_window=30")
+        raise UserValueError(
+            f"loss_window={window}: expected 1 <= loss_window <= steps={steps}. Fix: loss_window={min(30, steps)}"
+        )
     images, labels = training_split(cfg.data)
     cfg = configure(cfg)
     torch.manual_seed(int(cfg.seed))
