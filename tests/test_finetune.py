@@ -17,7 +17,13 @@ from linzoo.checkpoint.init_from import load_init_from, read_init_from
 from linzoo.common.errors import UserValueError
 from linzoo.layers.linear import ROLES, make_linear
 from linzoo.models import create_model
-from linzoo.models.transfer import frozen_norm_layers, parameter_owners, resolve_roles, set_trainable
+from linzoo.models.transfer import (
+    frozen_norm_layers,
+    load_transferable,
+    parameter_owners,
+    resolve_roles,
+    set_trainable,
+)
 from linzoo.run.errors import user_message
 from linzoo.run.evaluate import evaluate
 from linzoo.run.train import train
@@ -279,6 +285,44 @@ def test_init_from_a_run_dir_a_ckpt_and_a_safetensors_file(compose_train, fake_m
     assert from_file["init_from"]["file"] == str(Path(exported).resolve())
     assert from_file["init_from"]["init_from"]["file"] == lineage["file"]  # the source's own lineage
     assert from_file["init_from"]["data_identity"]["dataset"] == "fashion_mnist"
+
+
+def test_lora_starts_from_a_plain_trained_net_with_its_outputs() -> None:
+    """init_from=<plain run> adapter=lora: the file has no adapters; they start fresh (B = 0), every other
+    tensor is the file's, and the adapted net computes what the source computes."""
+    torch.manual_seed(0)
+    source = create_model("transformer", dim=16, depth=1, num_heads=2, patch_size=7).eval()
+    adapted = create_model(
+        "transformer",
+        dim=16,
+        depth=1,
+        num_heads=2,
+        patch_size=7,
+        adapter={"kind": "lora", "rank": 4, "roles": ["q", "v"]},
+    ).eval()
+    report = load_transferable(adapted, source.state_dict())
+    assert sorted(report.new_adapters) == [
+        f"blocks.0.attn.{name}_proj.adapter.lora_{matrix}" for name in ("q", "v") for matrix in ("A", "B")
+    ]
+    assert report.loaded == list(source.state_dict()) and not report.skipped and not report.reinitialised
+    images = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(adapted(images), source(images))
+    assert "; new adapters 4 (" in report.line("runs/mnist_vit")
+
+
+@pytest.mark.slow
+def test_init_from_a_plain_run_with_lora_trains_only_adapters_and_head(
+    compose_train, fake_mnist_root, tmp_path
+) -> None:
+    base = [*tiny("transformer"), *data_overrides(fake_mnist_root), *SHORT]
+    source = tmp_path / "source"
+    run(compose_train, source, *base, "test=false")
+    lora = ["adapter=lora", "adapter.rank=4", "adapter.roles=[q,v]"]
+    metrics = run(compose_train, tmp_path / "lora", *base, f"init_from={source}", *lora)
+    assert metrics["status"] == "finished"
+    head, adapters = 16 * 10 + 10, 2 * (4 * 16 + 16 * 4)
+    assert metrics["trainable_parameters"] == head + adapters
 
 
 def compose_eval_cfg(run_dir: Path, tmp_path: Path):

@@ -38,6 +38,7 @@ __all__ = [
     "TRAIN_OTHER_CHOICES",
     "TrainableSummary",
     "TransferReport",
+    "adapter_keys",
     "frozen_norm_layers",
     "load_transferable",
     "parameter_owners",
@@ -183,12 +184,15 @@ class TransferReport:
     loaded: list[str] = field(default_factory=list)  # copied from the file
     reinitialised: list[str] = field(default_factory=list)  # kept as freshly initialised (re-created layers)
     skipped: list[str] = field(default_factory=list)  # tensors of the file that were not used
+    new_adapters: list[str] = field(default_factory=list)  # adapters (LoRA's A, B) the file has not: fresh
 
     def line(self, source: Any) -> str:
-        """One line: ``init_from=<source>: loaded 40 tensors; re-initialised 2 (head.layers.0.weight, ...); skipped 2 (...)``."""
+        """One line: ``init_from=<source>: loaded 40 tensors; re-initialised 2 (head.layers.0.weight, ...); skipped 2 (...)``,
+        and ``; new adapters 8 (...)`` when the net has adapters that the file has not."""
+        adapters = f"; new adapters {_names(self.new_adapters)}" if self.new_adapters else ""
         return (
             f"init_from={source}: loaded {len(self.loaded)} tensors; re-initialised {_names(self.reinitialised)}; "
-            f"skipped {_names(self.skipped)} of the file"
+            f"skipped {_names(self.skipped)} of the file{adapters}"
         )
 
 
@@ -199,22 +203,38 @@ def _names(keys: Sequence[str]) -> str:
     return f"{len(keys)} ({shown})"
 
 
+def adapter_keys(net: nn.Module) -> set[str]:
+    """The state-dict keys of ``net``'s adapters (modules with ``is_adapter = True``)."""
+    return {
+        f"{name}.{key}" if name else key
+        for name, module in net.named_modules()
+        if getattr(module, ADAPTER_FLAG, False)
+        for key in module.state_dict()
+    }
+
+
 def load_transferable(
     net: nn.Module, state: dict[str, torch.Tensor], *, recreated: Collection[str] = ()
 ) -> TransferReport:
     """Copy ``state`` into ``net``, except the keys of ``recreated`` (layers built anew, e.g. a head
     for another number of classes), which keep their fresh initialisation.
 
-    Every other key must be in both with the same shape: anything else is a ``UserValueError``
-    (the caller decides what may be re-created; see linzoo/checkpoint/init_from.py).
+    Adapters of ``net`` (modules with ``is_adapter = True``, LoRA's A and B) that the file has not
+    keep theirs too: a LoRA fine-tune starts from a plain trained net (``init_from=<MNIST run>
+    adapter=lora``), and its fresh B = 0 leaves the loaded net's outputs as they were. Every other
+    key must be in both with the same shape: anything else is a ``UserValueError`` (the caller
+    decides what may be re-created; see linzoo/checkpoint/init_from.py).
     """
     own = net.state_dict()
     recreated = set(recreated)
+    adapters = adapter_keys(net)
     report = TransferReport()
     problems = []
     for key, tensor in own.items():
         if key in recreated:
             report.reinitialised.append(key)
+        elif key not in state and key in adapters:
+            report.new_adapters.append(key)
         elif key not in state:
             problems.append(f"{key} is missing from the file")
         elif tuple(state[key].shape) != tuple(tensor.shape):
