@@ -34,7 +34,7 @@ from dev.benchmarks.recipes import (
 )
 from dev.benchmarks.reference import ReferenceLoop
 from dev.benchmarks.timing import median, paired_ratio, print_table, sync
-from linzoo.tasks.optim import weight_decay_groups
+from linzoo.tasks.param_groups import build_optimizer as build_task_optimizer
 
 NO_EXTRAS = ["callbacks=none", "~logger", "+trainer.enable_progress_bar=false"]
 # name -> (description, data.on_device, extra overrides, bare LightningModule?)
@@ -155,7 +155,7 @@ class BareModule(L.LightningModule):
         return F.cross_entropy(self.net(images), labels)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(weight_decay_groups(self.net))
+        optimizer = build_task_optimizer(self.net, self.optimizer_factory)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))

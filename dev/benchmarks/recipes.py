@@ -62,12 +62,13 @@ def build_net(cfg: Any) -> nn.Module:
 
 
 def build_optimizer(cfg: Any, net: nn.Module, **changes: Any) -> Any:
-    """The config's optimizer on ``net`` (weight decay on >=2-D weights, as every task does)."""
+    """The config's optimizer on ``net``, as every task builds it (role groups: weight decay on >=2-D
+    weights, ``optimizer.roles`` and muP's multipliers)."""
     from hydra.utils import instantiate
 
-    from linzoo.tasks.optim import weight_decay_groups
+    from linzoo.tasks.param_groups import build_optimizer as build_role_optimizer
 
-    return instantiate(cfg.optimizer, **changes)(weight_decay_groups(net))
+    return build_role_optimizer(net, instantiate(cfg.optimizer, **changes))
 
 
 def build_scheduler(cfg: Any, optimizer: Any, *, total_steps: int) -> Any:
