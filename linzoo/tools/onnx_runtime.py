@@ -196,14 +196,15 @@ def session(path: str | Path, *, threads: int | None = None) -> Any:
 class OnnxNet(nn.Module):
     """An ONNX Runtime session in place of a torch net: float tensor in, float tensor out (CPU).
 
-    With ``threads`` > 1, a batch of at least ``split_from`` images is cut into ``threads`` parts
-    that run at the same time, one thread each (a session takes concurrent calls), instead of one
-    call whose ops share the threads: the ops of linzoo's small nets (a LayerNorm, a GELU, an int8
-    matmul over [256, 49, 64]) are too short to split well across threads, whole inputs are not.
+    With ``threads`` > 1, a batch of at least ``split_from`` images is cut into parts of about
+    ``split_from`` images (at least ``threads`` parts) that run ``threads`` at a time, one thread
+    each (a session takes concurrent calls), instead of one call whose ops share the threads: the
+    ops of linzoo's small nets (a LayerNorm, a GELU, an int8 matmul over [256, 49, 64]) are too
+    short to split well across threads, whole inputs are not (docs/quantization.md: rows
+    ``ORT int8 dynamic`` and ``ORT int8 dynamic, one call``).
     A smaller batch (one image) is one call with every thread. ``split_from=None`` never splits.
     Float outputs are the same either way; int8's dynamic quantization takes its activation scales
     per call, so each part gets its own (as that smaller batch would), within the int8 noise.
-    docs/quantization.md measures both ways (``ORT int8 dynamic``, ``... one call``).
 
     It carries the ``image_size``, ``in_channels`` and ``num_classes`` of the net it was exported from.
     """
@@ -234,7 +235,7 @@ class OnnxNet(nn.Module):
         if self._pool is None:
             self._one_thread = session(self.path, threads=1)
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="linzoo-ort")
-        parts = np.array_split(array, self.threads)
+        parts = np.array_split(array, max(self.threads, round(len(array) / self.split_from)))
         outputs = self._pool.map(lambda part: self._one_thread.run(None, {"input": part})[0], parts)
         return torch.from_numpy(np.concatenate(list(outputs)))
 
