@@ -76,7 +76,6 @@ def role_table() -> list[str]:
             kind = parameter_kind(klass, is_bias=is_bias)
             for optimizer in ("adam", "sgd"):
                 cells.append(_factor(lr_multipliers(kind, width_mult=M, optimizer=optimizer)[0]))
-        cells = [cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from linzoo.checkpoint.atomic import write_text_atomically
 from linzoo.common.errors import UserValueError
 from linzoo.data.tensor_dataset import to_float_images
+from linzoo.models.registry import name_for_target
 from linzoo.run.coord_check import MODELS, width_overrides
 from linzoo.tasks.param_groups import build_optimizer
 
@@ -44,14 +45,14 @@ _SPLITS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # data config -> (ui
 
 
 def model_name(cfg: DictConfig) -> str:
-    """The registry name of the configured net (mlp, transformer, mixer)."""
-    target = str(cfg.model.net._target_).rsplit(".", 1)[-1]
-    names = {"MLP": "mlp", "VisionTransformer": "transformer", "MLPMixer": "mixer"}
-    if target not in names:
+    """The registry name of the configured net; one of the models whose width muP scales."""
+    name = name_for_target(str(cfg.model.net._target_))
+    if name not in MODELS:
         raise UserValueError(
-            f"width_transfer: model.net is {target}; it sets the width of {', '.join(MODELS)} only. Fix: model=mlp."
+            f"width_transfer: model={name} has no width muP can scale; it sets the width of {', '.join(MODELS)}. "
+            "Fix: model=mlp."
         )
-    return names[target]
+    return name
 
 
 def training_split(data_cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor]:
