@@ -17,6 +17,7 @@ from torchvision import datasets
 
 import linzoo
 from linzoo.run.evaluate import evaluate
+from linzoo.tools import onnx_runtime
 from linzoo.tools.export import export_checkpoint
 from linzoo.tools.onnx_runtime import OnnxNet, choose_backend, linear_nodes, onnx_net, quantize_onnx
 from linzoo.tools.predict import predict_checkpoint
@@ -63,12 +64,49 @@ def test_a_big_batch_is_split_across_threads_with_the_same_float_outputs(tmp_pat
     whole = OnnxNet(split.path, threads=2, split_from=None)
     assert split.split_from == 64 and split(images[:63]) is not None and split._pool is None  # one call
     torch.testing.assert_close(split(images), whole(images), atol=1e-5, rtol=1e-5)
-    assert split._pool is not None and split._one_thread is not None  # the batch of 70 was split
+    assert split._pool is not None and len(split._workers) == 2  # the batch of 70 was split
     assert OnnxNet(split.path, threads=1).split_from is None  # one thread: nothing to split across
     (tmp_path / "int8").mkdir()
     int8 = onnx_net(net, directory=tmp_path / "int8", quantize="int8", threads=2)
     int8_whole = OnnxNet(int8.path, threads=2, split_from=None)
     assert (int8(images).argmax(1) == int8_whole(images).argmax(1)).float().mean() > 0.9
+
+
+def test_parts_come_back_in_order_when_each_worker_runs_several(tmp_path) -> None:
+    """5 parts on 2 workers (parts 0, 2, 4 and 1, 3): the outputs are the whole batch's, row by row."""
+    torch.manual_seed(0)
+    net = linzoo.create_model("mlp", **NETS["mlp"]).eval()
+    images = torch.rand(250, 1, 28, 28)
+    split = onnx_net(net, directory=tmp_path, threads=2)
+    split.split_from = 50
+    torch.testing.assert_close(split(images), OnnxNet(split.path, threads=1)(images), atol=1e-5, rtol=1e-5)
+    assert len(split._workers) == 2
+
+
+def test_sessions_leave_out_the_skip_layer_norm_fusion(tmp_path, monkeypatch) -> None:
+    """ONNX Runtime fuses the mixer's residual Add + LayerNorm unless the session leaves that fusion out
+    (its graph as optimized by the session, written to a file, is read back)."""
+    import onnxruntime
+
+    net = linzoo.create_model("mixer", dim=16, depth=2, patch_size=7).eval()
+    path = onnx_net(net, directory=tmp_path, threads=1).path
+    real = onnxruntime.InferenceSession
+    optimized = tmp_path / "optimized.onnx"
+
+    def writing_its_graph(model, options, **kwargs):
+        options.optimized_model_filepath = str(optimized)
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # a portable file
+        return real(model, options, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", writing_its_graph)
+
+    def fused_ops(**kwargs) -> int:
+        onnx_runtime.session(path, threads=1, **kwargs)
+        return sum(node.op_type == "SkipLayerNormalization" for node in onnx.load(str(optimized)).graph.node)
+
+    assert onnx_runtime.SLOW_FUSIONS == ("SkipLayerNormFusion",)
+    assert fused_ops(left_out=()) >= 1  # ONNX Runtime's default fuses them
+    assert fused_ops() == 0  # linzoo's sessions do not
 
 
 def test_the_role_policy_keeps_those_linears_float_in_onnx(tmp_path) -> None:

@@ -39,6 +39,7 @@ MODELS = ("mlp", "cnn", "transformer", "mixer")
 BATCHES = (1, 256)
 REFERENCE = "torch fp32"
 DEFAULT_INT8 = "ORT int8 dynamic"  # quantize=int8
+EXACT_INT8 = "ORT int8 dynamic, exact GELU, fused SkipLayerNorm"  # the same without the GELU/LayerNorm speed-ups
 EVAL_BATCH = 256  # accuracy in batches of this size (the last one padded): compiled nets see 2 shapes only
 # Role policies measured for the int8 path: name -> quantize.roles overrides.
 POLICIES: dict[str, dict[str, str]] = {
@@ -120,11 +121,18 @@ def file_megabytes(path: Path) -> float:
 
 
 def onnx_int8(
-    net: nn.Module, source: Path, out: Path, *, roles: dict[str, str], method: str, calibration: torch.Tensor
+    net: nn.Module,
+    source: Path,
+    out: Path,
+    *,
+    roles: dict[str, str],
+    method: str,
+    calibration: torch.Tensor,
+    gelu: str = "tanh",
 ) -> Path:
     """``source`` (float ONNX of ``net``) with the Linears that ``roles`` picks quantized by ``method``."""
     nodes = list(linear_nodes(source, quantized_paths(net, roles)).values())
-    return quantize_onnx(source, out, nodes=nodes, method=method, calibration=calibration.split(128))
+    return quantize_onnx(source, out, nodes=nodes, method=method, calibration=calibration.split(128), gelu=gelu)
 
 
 def backends(
@@ -159,6 +167,11 @@ def backends(
         if method == "dynamic":  # the same file, every batch one call whose ops share the threads
             whole = OnnxNet(path, threads=threads, split_from=None)
             found["ORT int8 dynamic, one call"] = (whole, file_megabytes(path))
+    # quantize=int8 without its two GELU/LayerNorm speed-ups (linzoo/tools/onnx_runtime.py's docstring)
+    exact = onnx_int8(
+        net, source, directory / "exact.onnx", roles={}, method="dynamic", calibration=calibration, gelu="exact"
+    )
+    found[EXACT_INT8] = (OnnxNet(exact, threads=threads, left_out=()), file_megabytes(exact))
     return found
 
 

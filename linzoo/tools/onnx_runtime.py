@@ -13,7 +13,15 @@ the measurements). The int8 file is made the way ONNX Runtime's documentation re
    before the Transpose/Reshape in front of its Linear, which then moves uint8, not float32 (exact).
    The mixer's token mixing transposes its input: at batch 256 (2 threads, ONNX Runtime's profiler)
    the Transposes fell from 19-30 % to 6-10 % of the mixer's time, and paired runs on a loaded
-   2-core machine put the int8 mixer x1.03-1.09 faster (transformer x1.01-1.06), batch 1 unchanged.
+   2-core machine put the int8 mixer x1.03-1.09 faster (transformer x1.01-1.06), batch 1 unchanged;
+4. ``approximate_gelu`` (linzoo/tools/onnx_gelu.py): GELU in its tanh form (``gelu="exact"`` keeps erf),
+   within int8's rounding and faster.
+
+Sessions leave out ONNX Runtime's ``SkipLayerNormFusion`` (residual Add + LayerNorm as one
+``SkipLayerNormalization``): for linzoo's widths (64) the fused kernel is slower than the two ops it
+replaces, 1.0 ms against 0.04 + 0.14 ms on [64, 49, 64] (ONNX Runtime's profiler, one thread). Without
+it a part of 64 images of the int8 mixer ran in 9.9 ms instead of 10.7 ms, the transformer in 13.2
+instead of 14.1, float32 files gain alike (one thread, 7 interleaved rounds; docs/quantization.md).
 
 Weights use 7 bits (``reduce_range=True``): ONNX Runtime's u8s8 kernels on x86 CPUs without
 VNNI (AVX2, AVX-512 without VNNI) add pairs of u8 x s8 products into int16, which saturates for
@@ -39,6 +47,7 @@ from torch import nn
 
 from linzoo.common.checks import require
 from linzoo.common.errors import UserValueError
+from linzoo.tools.onnx_gelu import GELUS, approximate_gelu
 from linzoo.tools.onnx_layout import quantize_before_layout
 from linzoo.tools.quantize_policy import quantized_paths
 
@@ -57,6 +66,7 @@ __all__ = [
 
 METHODS = ("dynamic", "static")
 LINEAR_OPS = ("MatMul", "Gemm")  # what torch's exporter makes of an nn.Linear
+SLOW_FUSIONS = ("SkipLayerNormFusion",)  # ONNX Runtime fusions that sessions leave out (module docstring)
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # node metadata: the module path of the op
 
 
@@ -140,15 +150,19 @@ def quantize_onnx(
     method: str = "dynamic",
     calibration: Iterable[torch.Tensor] | None = None,
     reduce_range: bool = True,
+    gelu: str = "tanh",
 ) -> Path:
     """Write the int8 version of the float ``source`` to ``out``: pre-processed, then ``nodes``
-    (MatMul/Gemm node names of ``source``) quantized with ``method`` (``"static"`` needs ``calibration``)."""
+    (MatMul/Gemm node names of ``source``) quantized with ``method`` (``"static"`` needs ``calibration``),
+    its GELUs in the ``gelu`` form (``"tanh"`` or ``"exact"``)."""
     require_onnxruntime("quantize=int8")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if method not in METHODS:
         raise ValueError(f"method={method!r}: expected one of {', '.join(METHODS)}.")
+    if gelu not in GELUS:
+        raise ValueError(f"gelu={gelu!r}: expected one of {', '.join(GELUS)}.")
     with tempfile.TemporaryDirectory() as scratch, _quiet_root_logger():
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
@@ -179,32 +193,39 @@ def quantize_onnx(
                 calibrate_method=CalibrationMethod.MinMax,
                 **common,
             )
+    if gelu == "tanh":
+        approximate_gelu(out)
     return Path(out)
 
 
-def session(path: str | Path, *, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (None: torch's count)."""
+def session(path: str | Path, *, threads: int | None = None, left_out: Iterable[str] = SLOW_FUSIONS) -> Any:
+    """An ONNX Runtime CPU session on ``path`` with ``threads`` intra-op threads (None: torch's count),
+    without the graph optimizers named in ``left_out``."""
     require_onnxruntime("backend=onnxruntime")
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(left_out)
+    )
 
 
 class OnnxNet(nn.Module):
     """An ONNX Runtime session in place of a torch net: float tensor in, float tensor out (CPU).
 
     With ``threads`` > 1, a batch of at least ``split_from`` images is cut into parts of about
-    ``split_from`` images (at least ``threads`` parts) that run ``threads`` at a time, one thread
-    each (a session takes concurrent calls), instead of one call whose ops share the threads: the
-    ops of linzoo's small nets (a LayerNorm, a GELU, an int8 matmul over [256, 49, 64]) are too
-    short to split well across threads, whole inputs are not (docs/quantization.md: rows
-    ``ORT int8 dynamic`` and ``ORT int8 dynamic, one call``).
+    ``split_from`` images (at least ``threads`` parts); each of ``threads`` worker threads runs its
+    share of the parts on its own one-thread session, all at once, instead of one call whose ops
+    share the threads: the ops of linzoo's small nets (a LayerNorm, a GELU, an int8 matmul over
+    [256, 49, 64]) are too short to split well across threads, whole inputs are not
+    (docs/quantization.md: rows ``ORT int8 dynamic`` and ``ORT int8 dynamic, one call``). A session
+    per worker, not one shared: 19.0 against 19.8 ms for the int8 mixer at batch 256 (2 threads).
     A smaller batch (one image) is one call with every thread. ``split_from=None`` never splits.
     Float outputs are the same either way; int8's dynamic quantization takes its activation scales
     per call, so each part gets its own (as that smaller batch would), within the int8 noise.
+    ``left_out``: the ONNX Runtime graph optimizers its sessions leave out (:func:`session`).
 
     It carries the ``image_size``, ``in_channels`` and ``num_classes`` of the net it was exported from.
     """
@@ -216,13 +237,15 @@ class OnnxNet(nn.Module):
         like: nn.Module | None = None,
         threads: int | None = None,
         split_from: int | None = 64,
+        left_out: Iterable[str] = SLOW_FUSIONS,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         self.threads = threads or torch.get_num_threads()
-        self.session = session(path, threads=self.threads)
+        self.left_out = tuple(left_out)
+        self.session = session(path, threads=self.threads, left_out=self.left_out)
         self.split_from = split_from if self.threads > 1 else None
-        self._one_thread: Any = None  # a one-thread session and a pool for split batches, made when first needed
+        self._workers: list[Any] = []  # one one-thread session per worker thread, made when first needed
         self._pool: ThreadPoolExecutor | None = None
         for name in ("image_size", "in_channels", "num_classes"):
             if like is not None and hasattr(like, name):
@@ -233,11 +256,17 @@ class OnnxNet(nn.Module):
         if self.split_from is None or len(array) < max(self.split_from, self.threads):
             return torch.from_numpy(self.session.run(None, {"input": array})[0])
         if self._pool is None:
-            self._one_thread = session(self.path, threads=1)
+            self._workers = [session(self.path, threads=1, left_out=self.left_out) for _ in range(self.threads)]
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="linzoo-ort")
         parts = np.array_split(array, max(self.threads, round(len(array) / self.split_from)))
-        outputs = self._pool.map(lambda part: self._one_thread.run(None, {"input": part})[0], parts)
-        return torch.from_numpy(np.concatenate(list(outputs)))
+
+        def run_share(worker: int) -> list[np.ndarray]:  # parts worker, worker + threads, ...
+            runner = self._workers[worker]
+            return [runner.run(None, {"input": part})[0] for part in parts[worker :: self.threads]]
+
+        shares = list(self._pool.map(run_share, range(self.threads)))
+        ordered = [shares[index % self.threads][index // self.threads] for index in range(len(parts))]
+        return torch.from_numpy(np.concatenate(ordered))
 
 
 def onnx_net(
