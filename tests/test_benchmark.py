@@ -7,6 +7,7 @@ real numbers and the commands behind them).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -125,7 +126,7 @@ def test_reference_loop_trains_and_tracks_what_it_saw() -> None:
 
 
 @pytest.mark.slow
-def test_inference_section_measures_every_backend_and_policy() -> None:
+def test_inference_section_measures_every_backend_and_policy(tmp_path: Path) -> None:
     """Section inference on a tiny random transformer and generated digits (the real run needs full
     MNIST and trained recipes: scripts/quantization_report.py)."""
     import torch
@@ -148,6 +149,18 @@ def test_inference_section_measures_every_backend_and_policy() -> None:
     assert backends["ORT fp32"]["accuracy"] == pytest.approx(backends[inference.REFERENCE]["accuracy"], abs=0.004)
     assert list(result["policies"]) == list(inference.POLICIES)  # the ViT has heads and a patch embedding
     assert [p["int8_linears"] for p in result["policies"].values()] == [8, 7, 6]
+    assert inference.EXACT_INT8 in backends  # quantize=int8 without its GELU/LayerNorm speed-ups
+    assert list(result["parts"]) == [inference.REFERENCE, *map(inference.part_name, inference.PARTS)]
+    assert all(r["ms"] > 0 for r in result["parts"].values()) and result["parts"][inference.REFERENCE]["speedup"] == 1
+    from dev.reports import quantization  # docs/quantization.md from these numbers
+
+    result["run"] = str(tmp_path)
+    doc = tmp_path / "quantization.md"
+    quantization.write_report(doc, {"transformer": result}, argparse.Namespace(epochs=1, repeats=1), "(command)")
+    text = doc.read_text()
+    assert "| **parts of about 32** |" in text and "| one call |" in text  # the default in bold
+    fastest_cells = [line.split(" | ")[1:3] for line in text.splitlines() if line.startswith("| transformer |")]
+    assert fastest_cells and not any(inference.EXACT_INT8 in cell for cell in fastest_cells[0])
 
 
 def test_time_to_99_section_runs_the_three_contenders_at_tiny_size(fake_mnist_root: Path, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_a_big_batch_is_split_across_threads_with_the_same_float_outputs(tmp_pat
     images = torch.rand(70, 1, 28, 28)
     split = onnx_net(net, directory=tmp_path, threads=2)
     whole = OnnxNet(split.path, threads=2, split_from=None)
-    assert split.split_from == 64 and split(images[:63]) is not None and split._pool is None  # one call
+    assert split.split_from == 32 and split(images[:31]) is not None and split._pool is None  # one call
     torch.testing.assert_close(split(images), whole(images), atol=1e-5, rtol=1e-5)
     assert split._pool is not None and len(split._workers) == 2  # the batch of 70 was split
     assert OnnxNet(split.path, threads=1).split_from is None  # one thread: nothing to split across

@@ -48,7 +48,14 @@ POLICIES: dict[str, dict[str, str]] = {
     "head=none patch=none": {"head": "none", "patch": "none"},
 }
 
+# Images per part for OnnxNet's split (quantize=int8's default file at batch 256); None: one call.
+PARTS: tuple[int | None, ...] = (16, 32, 64, None)
+
 Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+def part_name(split_from: int | None) -> str:
+    return "one call" if split_from is None else f"parts of about {split_from}"
 
 
 def train_recipe(model: str, *, epochs: int, run_dir: Path, data_root: str | None) -> Path:
@@ -255,6 +262,11 @@ def measure_model(
                 if policy != REFERENCE:
                     result["policies"][policy][f"ms_{batch}"] = ms
                     result["policies"][policy][f"speedup_{batch}"] = speedup
+        parts: dict[str, Forward] = {REFERENCE: net}
+        for split_from in PARTS:
+            parts[part_name(split_from)] = OnnxNet(directory / "dynamic.onnx", split_from=split_from)
+        timed = milliseconds(parts, images[: BATCHES[-1]], repeats=repeats, target_s=target_s)
+        result["parts"] = {name: {"ms": ms, "speedup": speedup} for name, (ms, speedup) in timed.items()}
     result["linears"] = len(linear_roles(net))
     result["params"] = sum(p.numel() for p in net.parameters())
     return result
@@ -315,6 +327,11 @@ def print_tables(model: str, result: dict[str, Any], *, repeats: int) -> None:
         f"{model}: role policies of ONNX Runtime int8 dynamic ({result['linears']} Linears)",
         ["policy", "int8 Linears", "batch 1 ms", "vs fp32", "batch 256 ms", "vs fp32", "test acc %", "file MB"],
         policy_rows,
+    )
+    print_table(
+        f"{model}: ONNX Runtime int8 dynamic at batch {BATCHES[-1]}, by images per part",
+        ["split", "ms", "vs fp32"],
+        [[name, r["ms"], f"x{r['speedup']:.2f}"] for name, r in result["parts"].items() if name != REFERENCE],
     )
 
 
