@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import linzoo
-from dev.benchmarks.timing import calls_for, interleaved, median, paired_ratio, print_table
+from dev.benchmarks.timing import calls_for, interleaved, median, paired_ratio, print_table, steady_allocator
 from linzoo.tools.onnx_runtime import OnnxNet, export_onnx, linear_nodes, quantize_onnx
 from linzoo.tools.quantize import quantize_int8, serialized_megabytes
 from linzoo.tools.quantize_policy import linear_roles, quantized_paths
@@ -282,6 +282,7 @@ def run_all(
     target_s: float = 0.2,
 ) -> dict[str, Any]:
     """``measure_model`` for the trained net of each model in ``runs``; prints the tables."""
+    steady_allocator()  # torch float32 at its fast end on every call (timing.steady_allocator)
     test = mnist_images(train=False, num=None, data_root=data_root)
     calibration, _ = mnist_images(train=True, num=1024, data_root=data_root)
     results = {}

@@ -27,6 +27,29 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize()
 
 
+def steady_allocator() -> bool:
+    """Fix glibc's malloc thresholds for the rest of the process (Linux; False elsewhere).
+
+    glibc serves a block above its mmap threshold with a fresh mmap, whose pages the kernel
+    faults in and zeroes on first touch, and the threshold moves as blocks are freed: the same
+    eager torch forward then takes 37 or 65 ms (the fp32 mixer at batch 256, 2 threads) depending
+    on what the process did before. With blocks of up to 32 MB (glibc's largest threshold) served
+    from the heap and no trimming, torch stays at its fast end on every call: the float32
+    reference of a speed-up is then its best, not its luck. ONNX Runtime has its own arena.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform != "linux" or not name:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
+
+
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
