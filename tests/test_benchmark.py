@@ -223,3 +223,29 @@ def test_peer_net_is_the_pytorch_examples_net() -> None:
     assert sum(p.numel() for p in net.parameters()) == 1_199_882  # examples/mnist/main.py's Net
     log_probs = net.eval()(torch.rand(2, 1, 28, 28))
     assert log_probs.shape == (2, 10) and torch.allclose(log_probs.exp().sum(1), torch.ones(2))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_steady_allocator_stops_the_page_faults_of_an_eager_forward() -> None:
+    """The default mixer's eager forward at batch 256 gets fresh pages from the kernel on every call
+    (glibc maps its big blocks anew); after steady_allocator, it reuses the heap: no page faults."""
+    code = (
+        "import resource, sys, torch, linzoo\n"
+        "from dev.benchmarks.timing import steady_allocator\n"
+        "if sys.argv[1] == 'steady':\n"
+        "    assert steady_allocator()\n"
+        "net, images = linzoo.create_model('mixer').eval(), torch.rand(256, 1, 28, 28)\n"
+        "with torch.inference_mode():\n"
+        "    for _ in range(2): net(images)\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    for _ in range(3): net(images)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {}
+    for mode in ("steady", "default"):
+        command = [sys.executable, "-c", code, mode]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+        faults[mode] = int(done.stdout.split()[-1])
+    assert 5 * faults["steady"] < faults["default"] and faults["default"] > 1000, (
+        faults
+    )  # 2 threads: a few in a new arena
