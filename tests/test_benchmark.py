@@ -249,3 +249,18 @@ def test_steady_allocator_stops_the_page_faults_of_an_eager_forward() -> None:
     assert 5 * faults["steady"] < faults["default"] and faults["default"] > 1000, (
         faults
     )  # 2 threads: a few in a new arena
+
+
+def test_interleaved_idles_before_each_timed_call(monkeypatch) -> None:
+    """settle_s: a pause before every call (warm-up included), in ABBA order; none by default."""
+    from dev.benchmarks import timing
+
+    events: list[str] = []
+    monkeypatch.setattr(timing.time, "sleep", lambda seconds: events.append(f"sleep {seconds}"))
+    contenders = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
+    times = timing.interleaved(contenders, repeats=2, settle_s=0.1)
+    assert events == [event for name in "abbaab" for event in ("sleep 0.1", name)]  # warm-up round, then 2
+    assert [len(values) for values in times.values()] == [2, 2]
+    events.clear()
+    timing.interleaved(contenders, repeats=1)
+    assert events == ["a", "b", "b", "a"]

@@ -48,6 +48,11 @@ POLICIES: dict[str, dict[str, str]] = {
     "head=none patch=none": {"head": "none", "patch": "none"},
 }
 
+# Idle seconds before each timed contender: after a 2-thread ONNX Runtime call (batch 1, "one call"),
+# its spinning workers made the next contender's int8 mixer at batch 256 take 35-39 ms instead of 24-26 ms
+# (pauses of 0, 2 and 10 ms); after 50 ms, 24 ms.
+SETTLE_S = 0.1
+
 # Images per part for OnnxNet's split (quantize=int8's default file at batch 256); None: one call.
 PARTS: tuple[int | None, ...] = (16, 32, 64, None)
 
@@ -197,7 +202,9 @@ def milliseconds(forwards: dict[str, Forward], images: torch.Tensor, *, repeats:
             return run
 
         times = interleaved(
-            {name: repeated(forward, calls[name]) for name, forward in forwards.items()}, repeats=repeats
+            {name: repeated(forward, calls[name]) for name, forward in forwards.items()},
+            repeats=repeats,
+            settle_s=SETTLE_S,
         )
     per_call = {name: [t / calls[name] for t in values] for name, values in times.items()}
     return {

@@ -64,17 +64,26 @@ def seconds(fn: Callable[[], Any], device: str) -> float:
 
 
 def interleaved(
-    contenders: dict[str, Callable[[], Any]], *, repeats: int, warmup: int = 1, device: str = "cpu"
+    contenders: dict[str, Callable[[], Any]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    device: str = "cpu",
+    settle_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Seconds per call of each contender, called in turn ``repeats`` times.
 
     The order is reversed every other round (ABBA...), so a slow drift of the machine
-    hits every contender alike. ``warmup`` untimed rounds come first.
+    hits every contender alike. ``warmup`` untimed rounds come first. ``settle_s``: an idle
+    pause before each timed call, so that the thread pools of the contender before (ONNX
+    Runtime's workers spin for over 10 ms after a run) are asleep and take no core from it.
     """
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(warmup + repeats):
         for name in names if round_index % 2 == 0 else names[::-1]:
+            if settle_s:
+                time.sleep(settle_s)
             elapsed = seconds(contenders[name], device)
             if round_index >= warmup:
                 times[name].append(elapsed)
