@@ -269,9 +269,10 @@ def measure_model(
                 if policy != REFERENCE:
                     result["policies"][policy][f"ms_{batch}"] = ms
                     result["policies"][policy][f"speedup_{batch}"] = speedup
+        default_file = found[DEFAULT_INT8][0].path  # the file quantize=int8 writes
         parts: dict[str, Forward] = {REFERENCE: net}
         for split_from in PARTS:
-            parts[part_name(split_from)] = OnnxNet(directory / "dynamic.onnx", split_from=split_from)
+            parts[part_name(split_from)] = OnnxNet(default_file, split_from=split_from)
         timed = milliseconds(parts, images[: BATCHES[-1]], repeats=repeats, target_s=target_s)
         result["parts"] = {name: {"ms": ms, "speedup": speedup} for name, (ms, speedup) in timed.items()}
     result["linears"] = len(linear_roles(net))
